@@ -1,0 +1,4 @@
+from dllabs.predicting import main
+
+if __name__ == "__main__":
+    main()

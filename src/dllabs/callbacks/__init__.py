@@ -1,0 +1,1 @@
+"""Lightning callbacks: divergence guard, metric history, RNG state, histograms, plots, text samples."""

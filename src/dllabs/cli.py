@@ -1,0 +1,286 @@
+"""The Hydra entry points: ``train`` and ``evaluate`` as plain functions of a config, and their mains."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from dllabs.errors import ConfigError, DllabsError, TrainingDiverged
+
+log = logging.getLogger("dllabs")
+
+CONF_DIR = Path(os.environ.get("DLLABS_CONF_DIR", Path(__file__).resolve().parents[2] / "conf"))
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}/"))
+        return out
+    if isinstance(node, list):
+        return {prefix.rstrip("/"): str(node)}
+    return {prefix.rstrip("/"): node}
+
+
+def _plain_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        try:
+            out[key.removesuffix("_epoch")] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return {k: v for k, v in sorted(out.items()) if not k.endswith("_step")}
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON through a temporary file so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, allow_nan=True, default=str))
+    tmp.replace(path)
+
+
+def build_task(cfg: DictConfig):
+    """The task of ``cfg.model`` with its optimiser, scheduler and regulariser factories."""
+    from dllabs.runs import instantiate_task
+
+    task = instantiate_task(cfg)
+    net = getattr(task, "net", None)
+    if net is not None and cfg.get("channels_last"):
+        import torch
+
+        task.net = net.to(memory_format=torch.channels_last)
+    if net is not None and cfg.get("compile"):
+        import torch
+
+        task.net = torch.compile(task.net)
+    return task
+
+
+def _instantiate_dict(node: DictConfig | None) -> list[Any]:
+    if not node:
+        return []
+    return [instantiate(value) for value in node.values() if isinstance(value, DictConfig) and "_target_" in value]
+
+
+def _resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``ckpt_path``: a file, or ``last`` = this run folder's last.ckpt, else the newest earlier run's."""
+    requested = cfg.get("ckpt_path")
+    if not requested:
+        return None
+    if requested != "last":
+        if not Path(requested).exists():
+            raise ConfigError(f"ckpt_path={requested} does not exist; give a .ckpt file or ckpt_path=last")
+        return str(requested)
+    own = output_dir / "checkpoints" / "last.ckpt"
+    if own.exists():
+        return str(own)
+    runs_root = Path(cfg.paths.log_dir) / cfg.task_name / "runs"
+    candidates = sorted(runs_root.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    candidates = [c for c in candidates if output_dir not in c.parents]
+    if _run_mode() == RunMode.MULTIRUN:
+        log.info("ckpt_path=last: no checkpoint in %s yet, starting this job from scratch", output_dir)
+        return None
+    if not candidates:
+        raise ConfigError(
+            f"ckpt_path=last: no last.ckpt in {output_dir} nor under {runs_root}; "
+            "pass ckpt_path=<run>/checkpoints/last.ckpt"
+        )
+    log.info("ckpt_path=last resumes %s", candidates[-1])
+    return str(candidates[-1])
+
+
+def _run_mode() -> RunMode | None:
+    return HydraConfig.get().mode if HydraConfig.initialized() else None
+
+
+def _best_epoch(history: list[dict[str, float]], metric: str, mode: str) -> tuple[int | None, float | None]:
+    scored = [(row["epoch"], row[metric]) for row in history if metric in row and math.isfinite(row[metric])]
+    if not scored:
+        return None, None
+    pick = max if mode == "max" else min
+    epoch, score = pick(scored, key=lambda item: item[1])
+    return int(epoch), float(score)
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train, test the best checkpoint, write ``metrics.json``.
+
+    Returns the best epoch's ``cfg.optimized_metric`` (for sweepers), NaN for a diverged run.
+    """
+    import lightning as L
+
+    from dllabs.callbacks.divergence import DivergenceGuard
+    from dllabs.callbacks.history import MetricHistory
+    from dllabs.reporting.curves import plot_history
+    from dllabs.runs import load_task_weights, read_checkpoint
+
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    metrics_file = output_dir / "metrics.json"
+    if cfg.get("ckpt_path") == "last" and metrics_file.exists():
+        previous = json.loads(metrics_file.read_text())
+        if previous.get("status") in ("ok", "diverged"):
+            log.info("%s already finished (%s); not training it again", output_dir, previous["status"])
+            return previous.get("metrics", {}).get(cfg.get("optimized_metric"))
+
+    _route_lightning_logs_through_hydra()
+    started = time.time()
+    record: dict[str, Any] = {"status": "running", "output_dir": str(output_dir)}
+    trainer = task = None
+    history = MetricHistory()
+    try:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        datamodule = instantiate(cfg.data)
+        task = build_task(cfg)
+        callbacks = [*_instantiate_dict(cfg.get("callbacks")), history]
+        loggers = _instantiate_dict(cfg.get("logger"))
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(output_dir))
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        for logger in loggers:
+            logger.log_hyperparams(_flatten({k: v for k, v in resolved.items() if k != "hydra"}))
+
+        ckpt_path = _resolve_ckpt_path(cfg, output_dir)
+        if ckpt_path:
+            from dllabs.runs import check_state_dict_fits
+
+            check_state_dict_fits(task, read_checkpoint(ckpt_path)["state_dict"], ckpt_path)
+        if cfg.get("train", True):
+            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+            record["fit_metrics"] = _plain_metrics(dict(trainer.callback_metrics))
+        elif ckpt_path:
+            load_task_weights(task, ckpt_path)
+        record["status"] = "ok"
+    except TrainingDiverged as err:
+        log.warning("run diverged: %s", err)
+        record.update(status="diverged", error=str(err))
+    except BaseException as err:
+        record.update(status="failed", error=f"{type(err).__name__}: {err}")
+        _finish(record, cfg, trainer, task, history, started, metrics_file)
+        raise
+
+    if record["status"] == "ok" and cfg.get("test", True) and trainer is not None:
+        best = _best_model_path(trainer)
+        try:
+            trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        except BaseException as err:
+            record.update(status="failed", error=f"test: {type(err).__name__}: {err}")
+            _finish(record, cfg, trainer, task, history, started, metrics_file)
+            raise
+    payload = _finish(record, cfg, trainer, task, history, started, metrics_file)
+    if history.epochs:
+        plot_history(history.epochs, output_dir / "curves.png", title=str(cfg.get("experiment_name") or cfg.task_name))
+    if record["status"] != "ok":
+        return float("nan")
+    if payload["best_score"] is not None:
+        return payload["best_score"]
+    return payload["metrics"].get(cfg.get("optimized_metric"))
+
+
+def _route_lightning_logs_through_hydra() -> None:
+    """Lightning adds its own console handler; drop it so each message appears once (Hydra's handlers)."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+
+
+def _best_model_path(trainer) -> str | None:
+    callback = getattr(trainer, "checkpoint_callback", None)
+    path = getattr(callback, "best_model_path", "") if callback is not None else ""
+    return path or None
+
+
+def _finish(record, cfg, trainer, task, history, started, metrics_file) -> dict[str, Any]:
+    """Assemble and write ``metrics.json`` from whatever the run got to."""
+    metrics = dict(record.pop("fit_metrics", {}))
+    if trainer is not None:
+        metrics.update(_plain_metrics(dict(trainer.callback_metrics)))
+    monitor = cfg.get("optimized_metric")
+    best_epoch, best_score = _best_epoch(history.epochs, monitor, cfg.get("monitor_mode", "max"))
+    record.update(
+        metrics=metrics,
+        optimized_metric=monitor,
+        best_epoch=best_epoch,
+        best_score=best_score,
+        best_checkpoint=_best_model_path(trainer) if trainer is not None else None,
+        epochs_completed=len(history.epochs),
+        wall_time_s=round(time.time() - started, 3),
+        history=history.epochs,
+    )
+    results = getattr(task, "run_results", None)
+    if callable(results):
+        try:
+            record["results"] = results()
+        except Exception as err:
+            log.warning("could not collect run results: %s", err)
+    write_json_atomic(metrics_file, record)
+    log.info("status %s; metrics written to %s", record["status"], metrics_file)
+    return record
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Rebuild the run in ``cfg.run_dir`` from its own config and evaluate its best checkpoint."""
+    import lightning as L
+
+    from dllabs.runs import best_checkpoint, instantiate_datamodule, instantiate_task, load_run_config, load_task_weights
+
+    if not cfg.get("run_dir"):
+        raise ConfigError("eval.py needs run_dir=<a run folder made by train.py>")
+    run_cfg = load_run_config(cfg.run_dir, overrides=list(cfg.get("run_overrides") or []))
+    datamodule = instantiate_datamodule(run_cfg)
+    task = instantiate_task(run_cfg)
+    ckpt = Path(cfg.ckpt) if cfg.get("ckpt") else best_checkpoint(cfg.run_dir)
+    load_task_weights(task, ckpt)
+    trainer = L.Trainer(
+        accelerator=cfg.get("accelerator", "auto"), devices=1, logger=False, enable_progress_bar=False,
+        default_root_dir=cfg.paths.output_dir,
+    )
+    run = trainer.validate if cfg.split == "val" else trainer.test
+    results = run(task, datamodule=datamodule, verbose=True)
+    metrics = _plain_metrics(results[0] if results else {})
+    write_json_atomic(
+        Path(cfg.paths.output_dir) / "eval_metrics.json",
+        {"run_dir": str(cfg.run_dir), "checkpoint": str(ckpt), "split": cfg.split, "metrics": metrics},
+    )
+    return metrics
+
+
+def _main(task_function: Callable[[DictConfig], Any], config_name: str) -> None:
+    """Run ``task_function`` under Hydra; user errors print one line and exit 2 (the rest of a sweep still runs)."""
+
+    def guarded(cfg: DictConfig) -> Any:
+        try:
+            return task_function(cfg)
+        except DllabsError as err:
+            log.error("%s", err)
+            if _run_mode() == RunMode.MULTIRUN:
+                raise
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    guarded.__name__ = task_function.__name__
+    hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(guarded)()
+
+
+def train_main() -> None:
+    _main(train, "train")
+
+
+def eval_main() -> None:
+    _main(evaluate, "eval")

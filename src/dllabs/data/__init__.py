@@ -1,0 +1,1 @@
+"""LightningDataModules and their Datasets: files, splits, transforms, loaders."""

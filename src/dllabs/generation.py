@@ -1,0 +1,150 @@
+"""Text generation with a causal LM: from a trained run folder or a pretrained model, greedy or sampled."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dllabs.errors import ConfigError
+
+
+@dataclass
+class GenerationSettings:
+    """How to continue a prompt. ``do_sample=false`` is greedy decoding; the sampling knobs apply otherwise."""
+
+    max_new_tokens: int = 50
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 50
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    num_return_sequences: int = 1
+    seed: int | None = 0
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": int(self.max_new_tokens),
+            "do_sample": bool(self.do_sample),
+            "num_return_sequences": int(self.num_return_sequences),
+            "repetition_penalty": float(self.repetition_penalty),
+        }
+        if self.do_sample:
+            kwargs.update(temperature=float(self.temperature), top_k=int(self.top_k), top_p=float(self.top_p))
+        elif self.num_return_sequences > 1:
+            raise ConfigError("num_return_sequences > 1 needs do_sample=true (greedy decoding gives one answer)")
+        return kwargs
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module, tokenizer: Any, prompts: Sequence[str], settings: GenerationSettings | None = None
+) -> list[dict[str, str]]:
+    """Continue each prompt; returns ``{"prompt", "text"}`` per output (``text`` includes the prompt)."""
+    settings = settings or GenerationSettings()
+    kwargs = settings.generate_kwargs()
+    if not prompts:
+        raise ConfigError('no prompt given: pass prompt="..." (or a list in generation.prompts)')
+    if settings.seed is not None:
+        torch.manual_seed(int(settings.seed))
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        outputs: list[dict[str, str]] = []
+        for prompt in prompts:
+            encoded = tokenizer([prompt], return_tensors="pt", padding=True).to(device)
+            if encoded["input_ids"].shape[1] == 0:
+                encoded = {
+                    "input_ids": torch.tensor([[tokenizer.bos_token_id]], device=device),
+                    "attention_mask": torch.ones((1, 1), dtype=torch.long, device=device),
+                }
+            tokens = model.generate(**encoded, pad_token_id=tokenizer.pad_token_id, **kwargs)
+            for row in tokens:
+                outputs.append({"prompt": prompt, "text": tokenizer.decode(row, skip_special_tokens=True)})
+        return outputs
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+
+
+def load_from_run(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, Any, str]:
+    """Model and tokenizer of a trained LM run: its ``hf_model/`` export, else its best checkpoint."""
+    from dllabs.lm.finetune import MODEL_DIR
+    from dllabs.lm.pretrained import load_causal_lm, load_tokenizer
+
+    run = Path(run_dir).expanduser()
+    if not run.is_dir():
+        raise ConfigError(f"run_dir {run} does not exist; pass the folder of a finished GPT-2 run (outputs/...)")
+    export = run / MODEL_DIR
+    if (export / "config.json").is_file():
+        return load_causal_lm(str(export)).to(device), load_tokenizer(str(export)), f"export {export}"
+    from dllabs import runs
+
+    cfg = runs.load_run_config(run)
+    task = runs.instantiate_task(cfg)
+    checkpoint = runs.best_checkpoint(run)
+    runs.load_task_weights(task, checkpoint)
+    if not hasattr(task, "model") or not hasattr(task, "tokenizer"):
+        raise ConfigError(f"{run} is not a language-model run (model={cfg.model.get('_target_')})")
+    return task.model.to(device), task.tokenizer, f"checkpoint {checkpoint}"
+
+
+def load_pretrained(pretrained: str, tokenizer: str | None = None, device: str = "cpu",
+                    local_files_only: bool = False) -> tuple[nn.Module, Any, str]:
+    """A pretrained causal LM (hub name or folder) and its tokenizer."""
+    from dllabs.lm.pretrained import load_causal_lm, load_tokenizer
+
+    model = load_causal_lm(pretrained, local_files_only=local_files_only).to(device)
+    return model, load_tokenizer(tokenizer or pretrained, local_files_only=local_files_only), f"pretrained {pretrained}"
+
+
+def pick_device(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def generate_from_config(cfg: Any) -> list[dict[str, str]]:
+    """``scripts/generate.py``: load from ``run_dir`` or ``model.pretrained``, continue the prompt(s), print."""
+    import json
+
+    device = pick_device(cfg.get("device", "auto"))
+    model_cfg = cfg.get("model") or {}
+    if cfg.get("run_dir"):
+        model, tokenizer, source = load_from_run(cfg.run_dir, device)
+    elif model_cfg.get("pretrained"):
+        model, tokenizer, source = load_pretrained(
+            model_cfg.pretrained, model_cfg.get("tokenizer"), device, bool(model_cfg.get("local_files_only", False))
+        )
+    else:
+        raise ConfigError("nothing to generate with: pass run_dir=<a GPT-2 run folder> or model.pretrained=<name|folder>")
+    prompts = list(cfg.get("prompts") or []) or [cfg.prompt]
+    settings = GenerationSettings(
+        max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample, temperature=cfg.temperature, top_k=cfg.top_k,
+        top_p=cfg.top_p, repetition_penalty=cfg.repetition_penalty,
+        num_return_sequences=cfg.num_return_sequences, seed=cfg.seed,
+    )
+    samples = generate(model, tokenizer, prompts, settings)
+    print(f"# {source} ({'sampling' if settings.do_sample else 'greedy'}, {settings.max_new_tokens} new tokens)")
+    for sample in samples:
+        print(f"\n--- {sample['prompt']!r}\n{sample['text']}")
+    if cfg.get("output"):
+        out = Path(cfg.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"source": source, "samples": samples}, indent=2))
+    return samples
+
+
+def generate_main() -> None:
+    from dllabs.cli import _main
+
+    _main(generate_from_config, "generate")

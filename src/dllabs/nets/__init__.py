@@ -1,0 +1,1 @@
+"""Plain ``nn.Module`` architectures: no optimiser, no logging."""

@@ -1,0 +1,24 @@
+"""Activation functions selectable by name in net configs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Swish(nn.Module):
+    """Swish ``x * sigmoid(x)`` (Ramachandran et al. 2017; equal to SiLU)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x)
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "swish": Swish}
+
+
+def make_activation(name: str) -> nn.Module:
+    """A fresh activation module by config name (``relu`` or ``swish``)."""
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None

@@ -1,0 +1,75 @@
+"""Embedding -> LSTM -> dropout -> linear classifier over padded token batches."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from dllabs.errors import ConfigError
+
+POOLINGS = ("last", "max", "mean")
+
+
+class LSTMClassifier(nn.Module):
+    """Classify token sequences: ``forward(tokens [B, T], lengths [B]) -> logits [B, num_classes]``.
+
+    Sequences are packed, so the LSTM never reads padding and a review's logits do not depend on how much
+    padding its batch adds. ``pooling`` turns the LSTM into one vector per review: ``last`` = the final hidden
+    state of the top layer (both directions when bidirectional), ``max``/``mean`` = over the time steps of the
+    top layer's outputs (padding excluded).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 1,
+        hidden_size: int = 100,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        num_classes: int = 2,
+        pooling: str = "last",
+        padding_idx: int = 0,
+    ) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ConfigError(f"model.net.pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"model.net.dropout must be in [0, 1); got {dropout}")
+        self.pooling = pooling
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
+        self.lstm = nn.LSTM(
+            embedding_dim,
+            hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if tokens.numel() and int(tokens.max()) >= self.embedding.num_embeddings:
+            raise ConfigError(
+                f"token id {int(tokens.max())} does not fit the embedding of {self.embedding.num_embeddings} "
+                "words; make model.net.vocab_size at least the data's vocabulary size (data.max_vocab_size)."
+            )
+        packed = pack_padded_sequence(
+            self.embedding(tokens), lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False
+        )
+        outputs, (hidden, _) = self.lstm(packed)
+        return self.head(self.dropout(self._pool(outputs, hidden)))
+
+    def _pool(self, outputs: nn.utils.rnn.PackedSequence, hidden: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "last":
+            directions = 2 if self.lstm.bidirectional else 1
+            top = hidden[-directions:]
+            return top.transpose(0, 1).reshape(top.shape[1], -1)
+        padded, lengths = pad_packed_sequence(outputs, batch_first=True)
+        lengths = lengths.to(padded.device)
+        valid = torch.arange(padded.shape[1], device=padded.device)[None, :] < lengths[:, None]
+        if self.pooling == "max":
+            return padded.masked_fill(~valid[..., None], float("-inf")).amax(dim=1)
+        return padded.sum(dim=1) / lengths[:, None].to(padded.dtype)

@@ -1,0 +1,46 @@
+"""Weight penalties added to the training loss.
+
+Both penalties act on the *non-bias weights* only: parameters with two or more dimensions (conv kernels,
+linear and embedding matrices). Biases and normalisation scales/shifts are left alone.
+
+- ``L1``: ``strength * sum |w|``.
+- ``L2``: ``strength / 2 * sum w^2``, whose gradient ``strength * w`` equals what SGD's coupled
+  ``weight_decay=strength`` adds to those weights. For decoupled decay use ``optimizer=adamw`` with
+  ``optimizer.weight_decay`` instead.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def penalized_parameters(module: nn.Module) -> list[torch.Tensor]:
+    """The trainable parameters a penalty applies to: weights with at least two dimensions."""
+    return [p for p in module.parameters() if p.requires_grad and p.ndim >= 2]
+
+
+class L1:
+    """Lasso penalty ``strength * sum |w|`` over non-bias weights."""
+
+    def __init__(self, strength: float) -> None:
+        self.strength = float(strength)
+
+    def __call__(self, module: nn.Module) -> torch.Tensor:
+        params = penalized_parameters(module)
+        if not params or self.strength == 0.0:
+            return torch.zeros(())
+        return self.strength * sum(p.abs().sum() for p in params)
+
+
+class L2:
+    """Ridge penalty ``strength / 2 * sum w^2`` over non-bias weights (coupled weight decay)."""
+
+    def __init__(self, strength: float) -> None:
+        self.strength = float(strength)
+
+    def __call__(self, module: nn.Module) -> torch.Tensor:
+        params = penalized_parameters(module)
+        if not params or self.strength == 0.0:
+            return torch.zeros(())
+        return 0.5 * self.strength * sum(p.pow(2).sum() for p in params)

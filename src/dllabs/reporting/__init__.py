@@ -1,0 +1,1 @@
+"""Summaries of a run or a multirun folder: tables and figures."""

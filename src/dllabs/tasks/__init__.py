@@ -1,0 +1,1 @@
+"""LightningModules: loss, metrics, optimiser/scheduler/regulariser wiring around a plain net."""

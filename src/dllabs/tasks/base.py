@@ -1,0 +1,51 @@
+"""Optimiser, scheduler and regulariser wiring shared by every task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+Regularizer = Callable[[nn.Module], torch.Tensor]
+
+
+class BaseTask(L.LightningModule):
+    """A LightningModule that receives its optimiser, scheduler and regulariser as factories from the config.
+
+    ``optimizer(params)`` builds the optimiser; ``scheduler(optimizer, total_steps=, steps_per_epoch=)`` builds
+    a per-step LR schedule (or is ``None``); ``regularizer(module)`` returns a penalty added to the loss.
+    """
+
+    def __init__(
+        self,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        regularizer: Regularizer | None = None,
+    ) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.regularizer = regularizer
+
+    def regularization(self, module: nn.Module) -> torch.Tensor:
+        """The configured penalty on ``module``'s weights, or zero."""
+        if self.regularizer is None:
+            return torch.zeros((), device=self.device)
+        return self.regularizer(module).to(self.device)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.trainable_parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        steps_per_epoch = max(1, total_steps // max(1, self.trainer.max_epochs or 1))
+        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,147 @@
+"""predict.py on a trained fixture run: CSV layout and order for every CIFAR input kind, reports, clear errors."""
+
+import csv
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torchvision.io import write_png
+
+from dllabs.errors import CheckpointMismatchError, ConfigError, CorruptDataError, DatasetNotFoundError
+from tests.conftest import compose_config, run_cli
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+@pytest.fixture(scope="module")
+def trained_run(cifar_fixture, tmp_path_factory) -> Path:
+    """A ResNet-8 run on the fixture trained through the real train.py (device loader, a few batches)."""
+    run_dir = tmp_path_factory.mktemp("resnet_run")
+    result = run_cli(
+        [
+            "train.py",
+            "experiment=resnet20",
+            *cifar_fixture,
+            "model.net.depth=8",
+            "optimizer.lr=0.05",
+            "trainer.max_epochs=2",
+            "trainer.num_sanity_val_steps=0",
+            "callbacks.progress_bar=null",
+            "logger=csv",
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def test_batch(cifar_fixture) -> Path:
+    data_dir = next(o.split("=", 1)[1] for o in cifar_fixture if o.startswith("data.data_dir="))
+    return Path(data_dir) / "cifar-10-batches-py" / "test_batch"
+
+
+def batch_images(path: Path) -> tuple[np.ndarray, list[int]]:
+    with open(path, "rb") as handle:
+        entry = pickle.load(handle, encoding="latin1")
+    return entry["data"].reshape(-1, 3, 32, 32), entry["labels"]
+
+
+def predict(run_dir: Path, out: Path, **keys) -> tuple[dict, list[dict]]:
+    from dllabs.predicting import predict as run_predict
+
+    overrides = [f"run_dir={run_dir}", "accelerator=cpu", f"output={out / 'predictions.csv'}"]
+    overrides += [f"{k}={v}" for k, v in keys.items()]
+    cfg = compose_config(overrides, out, config_name="predict")
+    summary = run_predict(cfg)
+    with open(out / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return summary, rows
+
+
+def test_batch_file_gives_one_row_per_image_and_an_accuracy_report(trained_run, test_batch, tmp_path, capsys):
+    summary, rows = predict(trained_run, tmp_path, input=test_batch)
+    assert list(rows[0]) == ["Id", "Label"]
+    assert [int(r["Id"]) for r in rows] == list(range(100))
+    assert all(0 <= int(r["Label"]) < 10 for r in rows)
+    _, labels = batch_images(test_batch)
+    predicted = [int(r["Label"]) for r in rows]
+    assert summary["accuracy"] == pytest.approx(np.mean(np.array(predicted) == np.array(labels)))
+    assert sum(row["support"] for row in summary["per_class"]) == 100
+    assert (tmp_path / "predictions_confusion_matrix.png").stat().st_size > 0
+    assert json.loads((tmp_path / "predictions_summary.json").read_text())["count"] == 100
+    printed = capsys.readouterr().out
+    assert "accuracy on the 100 labelled inputs" in printed and "airplane" in printed
+
+
+def test_npy_and_image_folder_keep_input_order(trained_run, test_batch, tmp_path):
+    _, from_batch = predict(trained_run, tmp_path / "batch", input=test_batch)
+    reference = [int(r["Label"]) for r in from_batch]
+    images, labels = batch_images(test_batch)
+    order = np.random.default_rng(0).permutation(len(images))
+
+    npy = tmp_path / "images.npy"
+    np.save(npy, images[order].transpose(0, 2, 3, 1))
+    summary, rows = predict(trained_run, tmp_path / "npy", input=npy)
+    assert list(rows[0]) == ["Id", "Label"] and len(rows) == 100
+    assert [int(r["Label"]) for r in rows] == [reference[i] for i in order]
+    assert "accuracy" not in summary
+
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    names = {}
+    for rank, index in enumerate(order[:30]):
+        name = f"img_{rank:03d}.png"
+        write_png(torch.from_numpy(images[index].copy()), str(folder / name))
+        names[name] = index
+    _, rows = predict(trained_run, tmp_path / "folder", input=folder)
+    assert list(rows[0]) == ["Id", "Label", "File"]
+    assert [r["File"] for r in rows] == sorted(names)
+    assert [int(r["Label"]) for r in rows] == [reference[names[r["File"]]] for r in rows]
+
+
+def test_class_named_subfolders_are_labels(trained_run, test_batch, tmp_path):
+    images, labels = batch_images(test_batch)
+    for i in range(12):
+        target = tmp_path / "labelled" / CLASSES[labels[i]]
+        target.mkdir(parents=True, exist_ok=True)
+        write_png(torch.from_numpy(images[i].copy()), str(target / f"{i:02d}.png"))
+    summary, rows = predict(trained_run, tmp_path / "out", input=tmp_path / "labelled")
+    assert len(rows) == 12 and rows[0]["File"].split("/")[0] in CLASSES
+    assert summary["labelled"] == 12
+
+
+def test_bad_inputs_are_clear_errors(trained_run, tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        predict(trained_run, tmp_path, input=tmp_path / "missing.npy")
+    floats = tmp_path / "floats.npy"
+    np.save(floats, np.zeros((2, 32, 32, 3), dtype=np.float32))
+    with pytest.raises(CorruptDataError, match="uint8"):
+        predict(trained_run, tmp_path, input=floats)
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((2, 28, 28), dtype=np.uint8))
+    with pytest.raises(CorruptDataError, match="N x 32 x 32 x 3"):
+        predict(trained_run, tmp_path, input=wrong)
+    with pytest.raises(ConfigError, match="exactly one"):
+        predict(trained_run, tmp_path)
+
+
+def test_mismatched_model_and_checkpoint(trained_run, test_batch, tmp_path):
+    with pytest.raises(CheckpointMismatchError, match="not saved from this model"):
+        predict(trained_run, tmp_path, input=test_batch, run_overrides="[model.net.shortcut=B]")
+    result = run_cli(
+        [
+            "predict.py",
+            f"run_dir={trained_run}",
+            f"input={test_batch}",
+            "run_overrides=[model.net.depth=14]",
+            f"hydra.run.dir={tmp_path / 'cli'}",
+        ]
+    )
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "not saved from this model" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,4 @@
+from dllabs.cli import train_main
+
+if __name__ == "__main__":
+    train_main()
