@@ -1,8 +1,8 @@
 """Summarise an LMS step-size sweep: all MSE curves on one log-scale figure, final MSE per r next to the bounds.
 
-    python train.py -m experiment=lms sweep=lms_rates
-    python scripts/lms_report.py outputs/lms/multiruns/<time>            # writes lms_sweep.png/.csv there
-    python scripts/lms_report.py outputs/lms/multiruns/<time> --out reports/
+python train.py -m experiment=lms sweep=lms_rates
+python scripts/lms_report.py outputs/lms/multiruns/<time>            # writes lms_sweep.png/.csv there
+python scripts/lms_report.py outputs/lms/multiruns/<time> --out reports/
 """
 
 from __future__ import annotations
@@ -16,9 +16,13 @@ from dllabs.reporting.lms import format_table, write_report
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("runs", type=Path, help="a multirun folder (or any folder holding LMS run folders)")
-    parser.add_argument("--out", type=Path, default=None, help="where to write lms_sweep.png/.csv (default: runs)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where to write lms_sweep.png/.csv (default: runs)"
+    )
     args = parser.parse_args(argv)
     try:
         report = write_report(args.runs, args.out)

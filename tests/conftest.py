@@ -71,3 +71,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not available at {SHARED_DATA} (set DLLABS_DATA_DIR)")
     return SHARED_DATA
+
+
+class StopAfterEpoch:
+    """Test callback: end ``fit`` cleanly after epoch ``epoch``, like a job killed between epochs."""
+
+    def __new__(cls, epoch: int = 0):
+        import lightning as L
+
+        class _Stop(L.Callback):
+            def on_train_epoch_end(self, trainer, pl_module):
+                if trainer.current_epoch >= epoch:
+                    trainer.should_stop = True
+
+        return _Stop()
+
+
+def interrupt_after(epoch: int) -> list[str]:
+    """Overrides that add :class:`StopAfterEpoch` to a run's callbacks."""
+    return [f"+callbacks.interrupt._target_=tests.conftest.StopAfterEpoch", f"+callbacks.interrupt.epoch={epoch}"]

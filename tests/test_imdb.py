@@ -22,12 +22,23 @@ def corpus_dir(tmp_path_factory) -> Path:
 
 
 def datamodule(root: Path, cache: Path, **kwargs) -> IMDBDataModule:
-    settings = dict(data_dir=str(root), cache_dir=str(cache), min_freq=fixture.MIN_FREQ, download=False)
+    settings = {
+        "data_dir": str(root),
+        "cache_dir": str(cache),
+        "min_freq": fixture.MIN_FREQ,
+        "download": False,
+    }
     return IMDBDataModule(**{**settings, **kwargs})
 
 
 def test_normalisation_lowercases_and_strips_breaks_and_punctuation():
-    assert normalize("Great<br />movie!! It's <BR/>FINE, well-made.").split() == ["great", "movie", "its", "fine", "wellmade"]
+    assert normalize("Great<br />movie!! It's <BR/>FINE, well-made.").split() == [
+        "great",
+        "movie",
+        "its",
+        "fine",
+        "wellmade",
+    ]
     assert tokenize("This is THE best film, and I loved it!") == ["best", "film", "loved"]
 
 
@@ -48,7 +59,11 @@ def test_vocabulary_reserves_pad_and_unk_and_cuts_rare_words():
 
 def test_csv_folders_and_archive_hold_the_same_reviews(corpus_dir):
     folder = corpus_dir / "imdb"
-    loaded = [read_csv(folder / "IMDB Dataset.csv"), read_folders(folder / "aclImdb"), read_archive(folder / "aclImdb_v1.tar.gz")]
+    loaded = [
+        read_csv(folder / "IMDB Dataset.csv"),
+        read_folders(folder / "aclImdb"),
+        read_archive(folder / "aclImdb_v1.tar.gz"),
+    ]
     as_sets = [sorted(zip(texts, labels.tolist())) for texts, labels in loaded]
     assert len(as_sets[0]) == fixture.NUM_REVIEWS
     assert as_sets[0] == as_sets[1] == as_sets[2]
@@ -71,8 +86,10 @@ def test_vocabulary_sees_only_training_text_without_stop_or_rare_words(corpus_di
     dm = datamodule(corpus_dir, tmp_path)
     dm.setup()
     texts, _ = read_csv(corpus_dir / "imdb" / "IMDB Dataset.csv")
-    markers = {name: {w for i in dm.corpus.splits[name] for w in tokenize(texts[i]) if w.startswith("marker")}
-               for name in ("train", "val", "test")}
+    markers = {
+        name: {w for i in dm.corpus.splits[name] for w in tokenize(texts[i]) if w.startswith("marker")}
+        for name in ("train", "val", "test")
+    }
     vocab = set(dm.vocab.words)
     assert markers["train"] <= vocab and len(markers["train"]) == 168
     assert not (markers["val"] | markers["test"]) & vocab, "validation/test words leaked into the vocabulary"
@@ -148,7 +165,11 @@ def test_missing_data_says_which_file_to_put_where(tmp_path):
     with pytest.raises(DatasetNotFoundError) as error:
         datamodule(tmp_path / "nowhere", tmp_path / "cache").setup()
     message = str(error.value)
-    assert "IMDB Dataset.csv" in message and "aclImdb" in message and str(tmp_path / "nowhere" / "imdb") in message
+    assert (
+        "IMDB Dataset.csv" in message
+        and "aclImdb" in message
+        and str(tmp_path / "nowhere" / "imdb") in message
+    )
 
 
 def test_bad_settings_are_config_errors(tmp_path):

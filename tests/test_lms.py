@@ -100,7 +100,9 @@ def test_three_formats_load_the_same_data(tmp_path):
 
 def test_file_without_bias_column_gets_one(tmp_path):
     path = tmp_path / "plain.csv"
-    pd.DataFrame({"x1": [0.5, -1.0, 2.0], "x2": [1.0, 0.0, 3.0], "d": [1.0, 2.0, 3.0]}).to_csv(path, index=False)
+    pd.DataFrame({"x1": [0.5, -1.0, 2.0], "x2": [1.0, 0.0, 3.0], "d": [1.0, 2.0, 3.0]}).to_csv(
+        path, index=False
+    )
     datamodule = LMSDataModule(path=str(path))
     datamodule.setup()
     np.testing.assert_array_equal(datamodule.features[:, 0], [1.0, 1.0, 1.0])
@@ -110,9 +112,24 @@ def test_file_without_bias_column_gets_one(tmp_path):
 @pytest.mark.parametrize(
     ("name", "write", "error", "message"),
     [
-        ("keys.npz", lambda p: np.savez(p, inputs=np.ones((5, 3)), D=np.ones(5)), CorruptDataError, "lacks variable"),
-        ("shape.mat", lambda p: savemat(p, {"X": np.ones((5, 3)), "D": np.ones((4, 1))}), CorruptDataError, "targets"),
-        ("flat.npz", lambda p: np.savez(p, X=np.ones(5), D=np.ones(5)), CorruptDataError, r"expected \(N, k\)"),
+        (
+            "keys.npz",
+            lambda p: np.savez(p, inputs=np.ones((5, 3)), D=np.ones(5)),
+            CorruptDataError,
+            "lacks variable",
+        ),
+        (
+            "shape.mat",
+            lambda p: savemat(p, {"X": np.ones((5, 3)), "D": np.ones((4, 1))}),
+            CorruptDataError,
+            "targets",
+        ),
+        (
+            "flat.npz",
+            lambda p: np.savez(p, X=np.ones(5), D=np.ones(5)),
+            CorruptDataError,
+            r"expected \(N, k\)",
+        ),
         ("nan.npz", lambda p: np.savez(p, X=np.full((5, 3), np.nan), D=np.ones(5)), CorruptDataError, "NaN"),
         ("nocol.csv", lambda p: p.write_text("a,b,y\n1,2,3\n4,5,6\n"), CorruptDataError, "target column"),
         ("junk.mat", lambda p: p.write_bytes(b"not a mat file at all" * 10), CorruptDataError, "MATLAB"),
@@ -154,7 +171,9 @@ def test_one_update_per_sample_is_the_lms_rule(tmp_path):
     np.testing.assert_allclose(task.net.weight_vector.double().numpy(), expected, atol=1e-5)
     assert trainer.global_step == 200, "one optimizer step per sample"
     assert len(task.mse_history) == 2
-    assert task.mse_history[-1] == pytest.approx(mse(datamodule.features, datamodule.targets, expected), rel=1e-4)
+    assert task.mse_history[-1] == pytest.approx(
+        mse(datamodule.features, datamodule.targets, expected), rel=1e-4
+    )
 
 
 def test_small_rate_converges_to_wiener(tmp_path):
@@ -198,6 +217,21 @@ def test_schedule_counts_one_step_per_sample(tmp_path):
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.01 * 0.25)
 
 
+def test_resume_continues_the_history_and_the_weights(tmp_path):
+    straight, _, _ = fit(tmp_path / "straight", lr=0.02, epochs=4)
+    first = make_task(0.02)
+    trainer = make_trainer(tmp_path / "first", 2)
+    trainer.fit(first, LMSDataModule(num_samples=100, seed=0))
+    checkpoint = tmp_path / "two.ckpt"
+    trainer.save_checkpoint(checkpoint)
+    resumed = make_task(0.02)
+    make_trainer(tmp_path / "resumed", 4).fit(
+        resumed, LMSDataModule(num_samples=100, seed=0), ckpt_path=checkpoint
+    )
+    np.testing.assert_allclose(resumed.mse_history, straight.mse_history, rtol=1e-5)
+    assert resumed.run_results()["initial_mse"] == pytest.approx(straight.run_results()["initial_mse"])
+
+
 def test_initial_weights_must_fit_the_inputs():
     with pytest.raises(ConfigError, match="initial_weights"):
         LinearFilter(3, [0.1, 0.2])
@@ -224,8 +258,15 @@ def test_train_cli_writes_results_figures_and_loadable_checkpoints(tmp_path):
 def test_sweep_records_r1_as_diverged_and_reports(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = run_cli(
-        ["train.py", "-m", "experiment=lms", "sweep=lms_rates", f"hydra.sweep.dir={sweep_dir}",
-         "callbacks.progress_bar=null", "trainer.enable_model_summary=false"],
+        [
+            "train.py",
+            "-m",
+            "experiment=lms",
+            "sweep=lms_rates",
+            f"hydra.sweep.dir={sweep_dir}",
+            "callbacks.progress_bar=null",
+            "trainer.enable_model_summary=false",
+        ],
         timeout=400,
     )
     assert result.returncode == 0, result.stderr[-3000:]

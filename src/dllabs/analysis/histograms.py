@@ -110,6 +110,19 @@ def zero_weight_pass(
     return one_backward_pass(zeroed, inputs, case=ZERO_WEIGHTS, seed=seed)
 
 
+_EXPLANATION = (
+    "Why: a weight's gradient is the error signal at its layer's output times the layer's input. The signal "
+    "sent down to a layer is multiplied by the (zero) weights above it, so no layer below the last gets any; "
+    "and all units of a layer see the same input and the same signal, so their updates are identical and they "
+    "can never become different (the symmetry is never broken). This is why weights start random."
+)
+
+_NO_SYMMETRY = (
+    "No gradient vanishes here: each weight's gradient depends only on its input and the error, not on other "
+    "(zero) weights, so zero is a harmless start for this model."
+)
+
+
 def observation(initial: GradientSnapshot, zeroed: GradientSnapshot) -> str:
     """What the zero-weight pass shows, from the measured gradients."""
     zero = zeroed.zero_gradient_names()
@@ -118,10 +131,7 @@ def observation(initial: GradientSnapshot, zeroed: GradientSnapshot) -> str:
         f"With all layer weights set to zero, {len(zero)} of {len(zeroed.gradients)} gradients are exactly zero: "
         + (", ".join(zero) or "none") + ".",
         "Non-zero gradients: " + (", ".join(nonzero) or "none") + ".",
-        "Why: a weight's gradient is the error signal at its layer's output times the layer's input. The signal "
-        "sent down to a layer is multiplied by the (zero) weights above it, so no layer below the last gets any; "
-        "and all units of a layer see the same input and the same signal, so their updates are identical and they "
-        "can never become different (the symmetry is never broken). This is why weights start random.",
+        _EXPLANATION if zero else _NO_SYMMETRY,
         "Share of exactly-zero gradient entries (initial -> zero weights):",
     ]
     for name in zeroed.gradients:

@@ -8,6 +8,8 @@ Counting conventions (they are printed with the table):
 
 - ``params`` counts weight elements only (the lab's convention); ``bias`` counts bias elements; the
   "with biases" total is their sum, and ``model params`` counts every parameter of the model (norms too).
+  A tensor shared by several layers (tied embeddings) is shown in each row but counted once in the totals
+  (``tied`` = elements already counted in an earlier row).
 - ``macs`` counts the multiply-accumulates with the weights for the given input, batch included: each
   weight element is used once per output position (conv: ``H_out*W_out*k_h*k_w*C_in/groups*C_out``;
   linear: ``in*out`` per row; recurrent: every weight matrix once per time step and direction).
@@ -51,6 +53,7 @@ class LayerRow:
     macs: int = 0
     bias_adds: int = 0
     calls: int = 0
+    tied: int = 0
 
     @property
     def params_with_bias(self) -> int:
@@ -193,11 +196,16 @@ class LayerTable:
 
     @property
     def total_params(self) -> int:
-        return sum(r.params for r in self.rows)
+        """Weight elements, each shared tensor once."""
+        return sum(r.params for r in self.rows) - self.total_tied
 
     @property
     def total_bias(self) -> int:
         return sum(r.bias for r in self.rows)
+
+    @property
+    def total_tied(self) -> int:
+        return sum(r.tied for r in self.rows)
 
     @property
     def total_params_with_bias(self) -> int:
@@ -237,6 +245,7 @@ class LayerTable:
             macs=self.total_macs,
             bias_adds=self.total_bias_adds,
             calls=sum(r.calls for r in self.rows),
+            tied=self.total_tied,
         )
         with path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
@@ -253,7 +262,7 @@ class LayerTable:
                 _shape_text(row.input_shape),
                 _shape_text(row.output_shape),
                 _weights_text(row.weight_shapes),
-                f"{row.params:,}",
+                f"{row.params:,}" + (" (tied)" if row.tied else ""),
                 f"{row.bias:,}",
                 f"{row.macs:,}" + (f" ({row.calls} calls)" if row.calls > 1 else ""),
             ]
@@ -271,6 +280,8 @@ class LayerTable:
             f"MACs: {self.total_macs:,} (weights); bias additions: {self.total_bias_adds:,}",
             *CONVENTIONS,
         ]
+        if self.total_tied:
+            lines.append(f"tied weights ({self.total_tied:,} elements) are counted once in the totals")
         if self.unused:
             lines.append(f"not called by this input (not in the table): {', '.join(self.unused)}")
         return lines
@@ -318,6 +329,7 @@ def layer_table(model: nn.Module, *inputs: Any, **kwargs: Any) -> LayerTable:
     """
     analysed = analysed_layers(model)
     rows: dict[str, LayerRow] = {}
+    counted: set[int] = set()  # ids of weight tensors already in a row (tied weights count once)
 
     def make_hook(name: str, module: nn.Module, rule: Rule) -> Callable[..., None]:
         def hook(mod: nn.Module, args: tuple, hook_kwargs: dict, output: Any) -> None:
@@ -336,7 +348,9 @@ def layer_table(model: nn.Module, *inputs: Any, **kwargs: Any) -> LayerTable:
                     weight_shapes=tuple(tuple(w.shape) for w in weights),
                     params=sum(w.numel() for w in weights),
                     bias=sum(b.numel() for b in biases),
+                    tied=sum(w.numel() for w in weights if id(w) in counted),
                 )
+                counted.update(id(w) for w in weights)
             macs, bias_adds = rule(mod, x, y)
             row = rows[name]
             row.macs += int(macs)

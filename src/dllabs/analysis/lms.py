@@ -2,9 +2,9 @@
 
 - Wiener (least-squares) solution from the normal equations ``R w = p`` with ``R = X^T X / N`` and
   ``p = X^T d / N``, i.e. ``W* = (X^T X)^-1 X^T d``, and the whole-dataset MSE at ``W*``: the floor LMS approaches.
-- Step-size bounds of LMS: ``2 / lambda_max(R)`` (convergence of the mean weights, the lab's bound) and the
-  stricter ``2 / trace(R)`` (a sufficient condition for mean-square convergence); per-sample LMS on few samples can
-  blow up between the two.
+- Step-size bounds of LMS: ``2 / lambda_max(R)`` (convergence of the mean weights for small steps, the lab's
+  bound) and the stricter ``2 / trace(R) = 2 / E|x|^2`` (the usual practical bound for one update per sample,
+  since a single update is unstable when ``r |x|^2 > 2``). Per-sample LMS can blow up between the two.
 - MSE conventions: ``mean`` = mean of squared errors, ``half_mean`` = half of it (the LMS cost whose gradient gives
   ``w <- w + r e x``).
 """
@@ -34,9 +34,13 @@ def check_convention(convention: str) -> str:
     return convention
 
 
-def mse(features: np.ndarray, targets: np.ndarray, weights: Sequence[float], convention: str = "mean") -> float:
+def mse(
+    features: np.ndarray, targets: np.ndarray, weights: Sequence[float], convention: str = "mean"
+) -> float:
     """Whole-dataset MSE of the linear filter ``weights`` under ``convention``."""
-    errors = np.asarray(targets, dtype=np.float64) - np.asarray(features, dtype=np.float64) @ np.asarray(weights)
+    errors = np.asarray(targets, dtype=np.float64) - np.asarray(features, dtype=np.float64) @ np.asarray(
+        weights
+    )
     return MSE_SCALES[check_convention(convention)] * float(np.mean(errors**2))
 
 
@@ -109,10 +113,14 @@ def plot_mse_curve(
     values = ([initial_mse] if initial_mse is not None else []) + [float(v) for v in mse_history]
     finite, broke_at = _finite_prefix(values)
     finite = [max(v, np.finfo(float).tiny) for v in finite]
-    axes.semilogy(range(start, start + len(finite)), finite, marker="o", markersize=3, label=f"LMS, r = {lr:g}")
+    axes.semilogy(
+        range(start, start + len(finite)), finite, marker="o", markersize=3, label=f"LMS, r = {lr:g}"
+    )
     axes.axhline(wiener_mse, color="black", linestyle="--", label=f"Wiener floor {wiener_mse:.4g}")
     if broke_at is not None:
-        axes.axvline(start + broke_at, color="red", linestyle=":", label=f"diverged (MSE = {values[broke_at]})")
+        axes.axvline(
+            start + broke_at, color="red", linestyle=":", label=f"diverged (MSE = {values[broke_at]})"
+        )
     axes.set_xlabel("epochs trained (0 = start weights)")
     axes.set_ylabel(f"MSE ({convention})")
     axes.set_title("LMS learning curve")
@@ -121,7 +129,9 @@ def plot_mse_curve(
     return figure
 
 
-def plot_planes(features: np.ndarray, targets: np.ndarray, wiener_weights: np.ndarray, lms_weights: np.ndarray) -> Figure:
+def plot_planes(
+    features: np.ndarray, targets: np.ndarray, wiener_weights: np.ndarray, lms_weights: np.ndarray
+) -> Figure:
     """3-D scatter of ``(x1, x2, d)`` with the Wiener plane and the LMS plane (inputs ``[1, x1, x2]``)."""
     features = np.asarray(features, dtype=np.float64)
     if features.shape[1] != 3:
@@ -139,8 +149,12 @@ def plot_planes(features: np.ndarray, targets: np.ndarray, wiener_weights: np.nd
     for name, weights, color in planes:
         w0, w1, w2 = (float(v) for v in weights)
         heights = w0 + w1 * grid_1 + w2 * grid_2
-        label = f"{name}: [{w0:.5g}, {w1:.5g}, {w2:.5g}]"
-        if not np.all(np.isfinite(heights)) or heights.min() < low - 5 * margin or heights.max() > high + 5 * margin:
+        label = f"{name}: [{w0:.5f}, {w1:.5f}, {w2:.5f}]"
+        if (
+            not np.all(np.isfinite(heights))
+            or heights.min() < low - 5 * margin
+            or heights.max() > high + 5 * margin
+        ):
             axes.plot([], [], " ", label=f"{label} (off the chart)")
             continue
         axes.plot_surface(grid_1, grid_2, heights, color=color, alpha=0.35)

@@ -6,9 +6,10 @@ folders, or the original archive ``aclImdb_v1.tar.gz`` (read without unpacking; 
 ``download`` is on and the machine is online). All 50k reviews are pooled and split 7:1:2 with ``split_seed``;
 ``seed`` only orders the training batches (a new order each epoch, reproducible on resume).
 
-The vocabulary comes from the training split only (see ``dllabs.data.text``). The processed corpus (vocabulary,
-token ids, labels, split) is cached as a plain ``.npz`` keyed by the source file and every setting that changes
-it, so a second run does not re-tokenise; ``max_length`` is applied when items are read and is not part of it.
+The vocabulary comes from the training split only (see ``dllabs.data.text``). The processed corpus
+(vocabulary, token ids, labels, split) is cached as a plain ``.npz`` keyed by the source file and every
+setting that changes it, so a second run does not re-tokenise; ``max_length`` is applied when items are read
+and is not part of the key.
 """
 
 from __future__ import annotations
@@ -65,7 +66,12 @@ class Source:
             stamp = [[f.stat().st_mtime_ns, sum(1 for _ in os.scandir(f))] for f in folders if f.is_dir()]
             return {"kind": self.kind, "path": str(self.path.resolve()), "folders": stamp}
         stat = self.path.stat()
-        return {"kind": self.kind, "path": str(self.path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
+        return {
+            "kind": self.kind,
+            "path": str(self.path.resolve()),
+            "size": stat.st_size,
+            "mtime": stat.st_mtime_ns,
+        }
 
 
 def find_source(data_dir: str | Path, source: str = "auto") -> Source | None:
@@ -102,7 +108,9 @@ def read_csv(path: Path) -> tuple[list[str], np.ndarray]:
     try:
         frame = pd.read_csv(path)
     except (OSError, ValueError, EOFError) as error:
-        raise CorruptDataError(f"cannot read {path} as CSV ({error}); replace it with a good copy.") from error
+        raise CorruptDataError(
+            f"cannot read {path} as CSV ({error}); replace it with a good copy."
+        ) from error
     missing = [column for column in ("review", "sentiment") if column not in frame.columns]
     if missing:
         raise CorruptDataError(
@@ -145,7 +153,9 @@ def read_archive(path: Path) -> tuple[list[str], np.ndarray]:
                     if handle is not None:
                         found[match.groups()] = handle.read().decode("utf-8")
     except (tarfile.TarError, OSError, EOFError, UnicodeDecodeError) as error:
-        raise CorruptDataError(f"{path} is not a readable aclImdb archive ({error}); delete it and fetch it again.")
+        raise CorruptDataError(
+            f"{path} is not a readable aclImdb archive ({error}); delete it and fetch it again."
+        )
     if not found:
         raise CorruptDataError(f"{path} holds no aclImdb/{{train,test}}/{{pos,neg}}/*.txt reviews.")
     order = {("train", "pos"): 0, ("train", "neg"): 1, ("test", "pos"): 2, ("test", "neg"): 3}
@@ -179,15 +189,18 @@ class Corpus:
             "key": np.frombuffer(json.dumps(key, sort_keys=True).encode("utf-8"), dtype=np.uint8),
             **{f"split_{name}": indices for name, indices in self.splits.items()},
         }
-        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False)
-        try:
-            with handle:
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=path.name, suffix=".tmp", delete=False
+        ) as handle:
+            temporary = Path(handle.name)
+            try:
                 np.savez(handle, **arrays)
-            os.chmod(handle.name, 0o644)
-            os.replace(handle.name, path)
-        except BaseException:
-            Path(handle.name).unlink(missing_ok=True)
-            raise
+            except BaseException:
+                handle.close()
+                temporary.unlink(missing_ok=True)
+                raise
+        temporary.chmod(0o644)
+        os.replace(temporary, path)
 
     @classmethod
     def load(cls, path: Path, key: dict[str, Any]) -> Corpus | None:
@@ -212,12 +225,19 @@ class Corpus:
 
 
 def build_corpus(
-    texts: Sequence[str], labels: np.ndarray, fractions: Sequence[float], seed: int, min_freq: int, max_vocab: int
+    texts: Sequence[str],
+    labels: np.ndarray,
+    fractions: Sequence[float],
+    seed: int,
+    min_freq: int,
+    max_vocab: int,
 ) -> Corpus:
     """Split, build the vocabulary from the training reviews only, and encode every review."""
     generator = torch.Generator().manual_seed(seed)
     parts = random_split(range(len(texts)), list(fractions), generator=generator)
-    splits = {name: np.asarray(part.indices, dtype=np.int64) for name, part in zip(("train", "val", "test"), parts)}
+    splits = {
+        name: np.asarray(part.indices, dtype=np.int64) for name, part in zip(("train", "val", "test"), parts)
+    }
     tokens = tokenize_all(texts)
     vocab = Vocabulary.build((tokens[i] for i in splits["train"]), min_freq=min_freq, max_size=max_vocab)
     ids, offsets = encode_all(vocab, tokens)
@@ -225,7 +245,10 @@ def build_corpus(
 
 
 class EncodedReviews(Dataset):
-    """Reviews as token ids: item ``i`` is ``(ids[:max_length] as int64, label)``; an empty review is ``[<unk>]``."""
+    """Reviews as token ids: item ``i`` is ``(ids[:max_length] as int64, label)``.
+
+    A review left empty by normalisation (only stop words) is ``[<unk>]``, so every item has a length >= 1.
+    """
 
     def __init__(
         self,
@@ -295,11 +318,15 @@ class IMDBDataModule(L.LightningDataModule):
         super().__init__()
         fractions = [float(f) for f in split]
         if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-6:
-            raise ConfigError(f"data.split needs three positive fractions (train, val, test) summing to 1; got {split}")
+            raise ConfigError(
+                f"data.split needs three positive fractions (train, val, test) summing to 1; got {split}"
+            )
         if max_length is not None and max_length < 1:
             raise ConfigError(f"data.max_length must be >= 1 (or null for no truncation); got {max_length}")
         if min_freq < 1 or max_vocab_size < 3:
-            raise ConfigError(f"data.min_freq must be >= 1 and data.max_vocab_size >= 3; got {min_freq}, {max_vocab_size}")
+            raise ConfigError(
+                f"data.min_freq must be >= 1 and data.max_vocab_size >= 3; got {min_freq}, {max_vocab_size}"
+            )
         if source not in SOURCES:
             raise ConfigError(f"data.source must be one of {', '.join(SOURCES)}; got {source!r}")
         self.data_dir = Path(data_dir)
@@ -332,13 +359,13 @@ class IMDBDataModule(L.LightningDataModule):
         if self.download and self.source in ("auto", "archive"):
             try:
                 return self._download()
-            except Exception as error:  # any network/disk failure ends in the same advice
+            except (OSError, RuntimeError, ValueError) as error:  # network, disk, checksum: same advice
                 reason = f"downloading {URL} failed: {error}"
         where = f"{self.data_dir / 'imdb'} or {self.data_dir}"
         raise DatasetNotFoundError(
             f"IMDB reviews not found in {where} ({reason}). Put one of these there: 'IMDB Dataset.csv' or "
-            f"'IMDB Dataset.csv.gz' (columns review, sentiment), the unpacked '{FOLDER}/' folder, or '{ARCHIVE}' "
-            f"from {URL}; or point data.data_dir (DLLABS_DATA_DIR) at the folder that holds it."
+            f"'IMDB Dataset.csv.gz' (columns review, sentiment), the unpacked '{FOLDER}/' folder, or "
+            f"'{ARCHIVE}' from {URL}; or point data.data_dir (DLLABS_DATA_DIR) at the folder that holds it."
         )
 
     def _download(self) -> Source:
@@ -377,15 +404,24 @@ class IMDBDataModule(L.LightningDataModule):
             return corpus
         started = time.perf_counter()
         texts, labels = read_reviews(source)
-        corpus = build_corpus(texts, labels, self.split_fractions, self.split_seed, self.min_freq, self.max_vocab_size)
+        corpus = build_corpus(
+            texts, labels, self.split_fractions, self.split_seed, self.min_freq, self.max_vocab_size
+        )
         log.info(
             "IMDB: %d reviews from %s tokenised in %.1f s, vocabulary %d words",
-            len(texts), source.path, time.perf_counter() - started, len(corpus.vocab),
+            len(texts),
+            source.path,
+            time.perf_counter() - started,
+            len(corpus.vocab),
         )
         try:
             corpus.save(path, key)
         except OSError as error:
-            log.warning("IMDB: could not write the cache %s (%s); set data.cache_dir to a writable folder", path, error)
+            log.warning(
+                "IMDB: could not write the cache %s (%s); set data.cache_dir to a writable folder",
+                path,
+                error,
+            )
         return corpus
 
     # ----------------------------------------------------------------- Lightning hooks
@@ -398,7 +434,8 @@ class IMDBDataModule(L.LightningDataModule):
             if self.vocab is not None and self.vocab.words != corpus.vocab.words:
                 raise CheckpointMismatchError(
                     "the IMDB vocabulary rebuilt from the data differs from the one stored with the model; "
-                    "the data or its settings (min_freq, split, split_seed, max_vocab_size) changed since training."
+                    "the data or its settings (min_freq, split, split_seed, max_vocab_size) changed since "
+                    "training."
                 )
             self.corpus, self.vocab = corpus, corpus.vocab
             self.datasets = {
@@ -446,8 +483,9 @@ class IMDBDataModule(L.LightningDataModule):
         vocab = Vocabulary(state_dict["vocab"])
         if self.corpus is not None and self.corpus.vocab.words != vocab.words:
             raise CheckpointMismatchError(
-                "the checkpoint's IMDB vocabulary differs from the one built from the data now; the data or its "
-                "settings (min_freq, split, split_seed, max_vocab_size) changed since the checkpoint was written."
+                "the checkpoint's IMDB vocabulary differs from the one built from the data now; the data or "
+                "its settings (min_freq, split, split_seed, max_vocab_size) changed since the checkpoint was "
+                "written."
             )
         self.vocab = vocab
 
@@ -463,7 +501,9 @@ class IMDBDataModule(L.LightningDataModule):
         if self.vocab is None:
             self.setup()
         ids, offsets = encode_all(self.vocab, tokenize_all(texts))
-        targets = np.full(len(texts), -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
+        targets = (
+            np.full(len(texts), -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
+        )
         return EncodedReviews(ids, offsets, targets, max_length=self.max_length)
 
     def prediction_data(self, input: str | None = None, text: str | None = None) -> PredictionData:
@@ -477,11 +517,15 @@ class IMDBDataModule(L.LightningDataModule):
         else:
             path = Path(input)
             if not path.is_file():
-                raise DatasetNotFoundError(f"input file {path} does not exist; give a text file, one review per line")
+                raise DatasetNotFoundError(
+                    f"input file {path} does not exist; give a text file, one review per line"
+                )
             if path.name.endswith((".csv", ".csv.gz")):
                 texts, labels = self._read_prediction_csv(path)
             else:
-                texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+                texts = [
+                    line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+                ]
             if not texts:
                 raise CorruptDataError(f"{path} holds no reviews (it is empty)")
         dataset = self.encode_texts(texts, labels)
@@ -501,5 +545,7 @@ class IMDBDataModule(L.LightningDataModule):
         if "review" not in frame.columns:
             raise CorruptDataError(f"{path} has no 'review' column (found {list(frame.columns)})")
         texts = frame["review"].fillna("").astype(str).tolist()
-        labels = _labels_from(frame["sentiment"].tolist(), str(path)) if "sentiment" in frame.columns else None
+        labels = (
+            _labels_from(frame["sentiment"].tolist(), str(path)) if "sentiment" in frame.columns else None
+        )
         return texts, labels

@@ -53,7 +53,9 @@ def _read_csv(path: Path, target_column: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         frame = pd.read_csv(path)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise CorruptDataError(f"cannot read {path} as CSV ({error}); save it as plain comma-separated numbers") from error
+        raise CorruptDataError(
+            f"cannot read {path} as CSV ({error}); save it as plain comma-separated numbers"
+        ) from error
     if target_column in frame.columns:
         return frame.drop(columns=[target_column]).to_numpy(), frame[target_column].to_numpy()
     if all(_is_number(name) for name in frame.columns):
@@ -79,7 +81,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
             with np.load(path, allow_pickle=False) as archive:
                 return {key: archive[key] for key in archive.files}
         except (ValueError, OSError) as error:
-            raise CorruptDataError(f"cannot read {path} as a numpy .npz archive of numeric arrays ({error})") from error
+            raise CorruptDataError(
+                f"cannot read {path} as a numpy .npz archive of numeric arrays ({error})"
+            ) from error
     from scipy.io import loadmat
 
     try:
@@ -95,7 +99,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
 def load_lms_file(path: Path, target_column: str = "d") -> tuple[np.ndarray, np.ndarray]:
     """Inputs ``(N, k)`` and targets ``(N,)`` from a ``.csv``, ``.npz`` or ``.mat`` file (see module docstring)."""
     if path.suffix not in FILE_SUFFIXES:
-        raise ConfigError(f"data.path={path}: unsupported file type {path.suffix!r}; use one of {FILE_SUFFIXES}")
+        raise ConfigError(
+            f"data.path={path}: unsupported file type {path.suffix!r}; use one of {FILE_SUFFIXES}"
+        )
     if path.suffix == ".csv":
         features, targets = _read_csv(path, target_column)
     else:
@@ -115,10 +121,18 @@ def _validated(path: Path, features: np.ndarray, targets: np.ndarray) -> tuple[n
         features = np.asarray(features, dtype=np.float64)
         targets = np.asarray(targets, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise CorruptDataError(f"{path} holds non-numeric values ({error}); inputs and targets must be numbers") from error
+        raise CorruptDataError(
+            f"{path} holds non-numeric values ({error}); inputs and targets must be numbers"
+        ) from error
     if features.ndim != 2 or features.shape[0] < 2:
-        raise CorruptDataError(f"{path}: inputs X have shape {features.shape}; expected (N, k) with N >= 2 rows")
-    if targets.size != features.shape[0] or (targets.ndim == 2 and 1 not in targets.shape) or targets.ndim > 2:
+        raise CorruptDataError(
+            f"{path}: inputs X have shape {features.shape}; expected (N, k) with N >= 2 rows"
+        )
+    if (
+        targets.size != features.shape[0]
+        or (targets.ndim == 2 and 1 not in targets.shape)
+        or targets.ndim > 2
+    ):
         raise CorruptDataError(
             f"{path}: targets have shape {targets.shape} but inputs have {features.shape[0]} rows; "
             "expected one target per row (N x 1)"
@@ -211,7 +225,9 @@ class LMSDataModule(L.LightningDataModule):
         if self.features is not None:
             return
         if self.path is None:
-            features, targets = generate_lms_data(self.num_samples, self.true_weights, self.noise_std, self.seed)
+            features, targets = generate_lms_data(
+                self.num_samples, self.true_weights, self.noise_std, self.seed
+            )
         else:
             features, targets = load_lms_file(self.resolved_path(), self.target_column)
             features = with_bias_column(features, self.add_bias)

@@ -59,8 +59,10 @@ class Vocabulary:
             raise ValueError("a vocabulary lists each word once")
 
     @classmethod
-    def build(cls, token_lists: Iterable[Sequence[str]], min_freq: int = 5, max_size: int | None = None) -> Vocabulary:
-        """Words seen at least ``min_freq`` times; at most ``max_size`` entries including ``<pad>``/``<unk>``."""
+    def build(
+        cls, token_lists: Iterable[Sequence[str]], min_freq: int = 5, max_size: int | None = None
+    ) -> Vocabulary:
+        """Words seen at least ``min_freq`` times; at most ``max_size`` entries (``<pad>``, ``<unk>`` too)."""
         if min_freq < 1:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
         if max_size is not None and max_size < 2:
@@ -97,6 +99,8 @@ def encode_all(vocab: Vocabulary, token_lists: Sequence[Sequence[str]]) -> tuple
     np.cumsum(lengths, out=offsets[1:])
     get = vocab.index.get
     flat = np.fromiter(
-        (get(token, UNK_ID) for tokens in token_lists for token in tokens), dtype=np.int32, count=int(offsets[-1])
+        (get(token, UNK_ID) for tokens in token_lists for token in tokens),
+        dtype=np.int32,
+        count=int(offsets[-1]),
     )
     return flat, offsets

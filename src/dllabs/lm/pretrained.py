@@ -30,7 +30,7 @@ def _how_to_provide(name: str) -> str:
         f"AutoTokenizer.from_pretrained('{name}').save_pretrained('DIR')\n"
         "then copy DIR to this machine and pass model.pretrained=DIR (a folder with config.json, the weights "
         "and the tokenizer files). For a pipeline check without weights, build a random model instead: "
-        "model.pretrained=null +model.architecture={model_type:gpt2,n_layer:2,n_head:2,n_embd:128} "
+        "model.pretrained=null 'model.architecture={model_type:gpt2,n_layer:2,n_head:2,n_embd:128}' "
         "data.tokenizer=<a tokenizer folder>."
     )
 
@@ -38,7 +38,10 @@ def _how_to_provide(name: str) -> str:
 def resolve(name: str | None, what: str, required_file: str) -> str:
     """Return ``name`` as a string usable by ``from_pretrained``; raise when a local folder is missing or wrong."""
     if name is None or str(name).strip() == "":
-        raise ConfigError(f"no {what} given: set model.pretrained to a hub name (e.g. gpt2) or a local folder")
+        raise ConfigError(
+            f"no {what} given: set model.pretrained to a hub name (e.g. gpt2) or a save_pretrained folder; a "
+            f"randomly initialised model.architecture needs data.tokenizer=<hub name or tokenizer folder>"
+        )
     name = str(name)
     path = Path(name).expanduser()
     if path.is_dir():

@@ -120,7 +120,7 @@ class Conv2d(RecordingMixin, nn.Module):
                 pads += [total // 2, total - total // 2]
             return pads
         pad_h, pad_w = self.padding
-        return [pad_h, pad_h, pad_w, pad_w]
+        return [pad_w, pad_w, pad_h, pad_h]
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if self.padding_mode == "zeros":

@@ -46,11 +46,18 @@ class LMSRun:
         return None
 
 
+def _number(value: object) -> float:
+    """A recorded number; ``"inf"``/``"nan"`` strings (non-finite values) are read back, missing is NaN."""
+    return math.nan if value is None else float(value)
+
+
 def _read_run(metrics_file: Path) -> LMSRun | None:
     try:
         payload = json.loads(metrics_file.read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise CorruptDataError(f"cannot read {metrics_file} ({error}); delete it or re-run that job") from error
+        raise CorruptDataError(
+            f"cannot read {metrics_file} ({error}); delete it or re-run that job"
+        ) from error
     results = payload.get("results") or {}
     if "mse_history" not in results:
         return None
@@ -62,7 +69,7 @@ def _read_run(metrics_file: Path) -> LMSRun | None:
         initial_mse=None if results.get("initial_mse") is None else float(results["initial_mse"]),
         mse_history=[float(v) for v in results["mse_history"]],
         wiener_mse=float(results["wiener_mse"]),
-        distance_to_wiener=float(results["distance_to_wiener"]),
+        distance_to_wiener=_number(results.get("distance_to_wiener")),
         stability_bound=float(results["stability_bound"]),
         mean_square_bound=float(results["mean_square_bound"]),
     )
@@ -72,7 +79,9 @@ def load_lms_runs(root: Path) -> list[LMSRun]:
     """Every LMS run under ``root`` (a multirun folder or any folder of run folders), by step size."""
     root = Path(root)
     if not root.is_dir():
-        raise ConfigError(f"{root} is not a folder; pass a multirun folder such as outputs/lms/multiruns/<time>")
+        raise ConfigError(
+            f"{root} is not a folder; pass a multirun folder such as outputs/lms/multiruns/<time>"
+        )
     runs = [run for path in sorted(root.rglob("metrics.json")) if (run := _read_run(path)) is not None]
     if not runs:
         raise ConfigError(
@@ -173,8 +182,15 @@ def format_table(table: pd.DataFrame) -> str:
     notes = [f"MSE convention: {conventions} (mean = mean of (d - y)^2, half_mean = half of it)"]
     notes += [
         f"stability bounds: 2/lambda_max(R) = {row['2/lambda_max']:.4g} (mean convergence), "
-        f"2/trace(R) = {row['2/trace(R)']:.4g} (sufficient for mean-square convergence); "
+        f"2/trace(R) = {row['2/trace(R)']:.4g} (practical bound for per-sample updates); "
         f"Wiener MSE floor = {row['wiener_mse']:.4g}"
         for _, row in bounds.iterrows()
     ]
+    surprising = table[(table["status"] == "diverged") & table["r < 2/lambda_max"]]
+    if not surprising.empty:
+        notes.append(
+            f"r = {', '.join(f'{r:g}' for r in surprising['r'])} diverged below 2/lambda_max(R): that bound holds for "
+            "the mean weights at small steps; one update per sample also needs r * |x|^2 < 2 for most samples, "
+            "which 2/trace(R) (= 2/E|x|^2) guarantees on average"
+        )
     return "\n".join([text, *notes])

@@ -259,7 +259,10 @@ class LanguageModelTask(BaseTask):
         checkpoint["lm_record"] = dict(self.record)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.record.update(checkpoint.get("lm_record", {}))
+        """Resuming a fit restores the perplexity record; testing a checkpoint keeps this run's record."""
+        trainer = self._trainer
+        if trainer is not None and trainer.state.fn == "fit":
+            self.record.update(checkpoint.get("lm_record", {}))
 
     def run_results(self) -> dict[str, Any]:
         """Plain-data summary stored under ``results`` in metrics.json (read by scripts/compare_lm.py)."""

@@ -19,6 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
 from torch import nn
 
 from dllabs.analysis.lms import (
@@ -36,6 +39,14 @@ from dllabs.errors import ConfigError
 from dllabs.tasks.base import BaseTask, OptimizerFactory, Regularizer, SchedulerFactory
 
 FIGURE_NAMES = ("lms_mse", "lms_planes")
+
+
+def _render(figure: Figure, dpi: int = 120) -> np.ndarray:
+    """Draw ``figure`` once into an RGB array, shared by the PNG file and TensorBoard."""
+    figure.set_dpi(dpi)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def _json_number(value: float) -> float | str:
@@ -89,19 +100,29 @@ class RegressionTask(BaseTask):
             total_steps = int(self.trainer.max_steps)
         else:
             total_steps = steps_per_epoch * epochs
-        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
+        scheduler = self.scheduler_factory(
+            optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def _weights(self) -> np.ndarray:
         weight_vector = getattr(self.net, "weight_vector", None)
         if weight_vector is None:
-            return np.concatenate([p.detach().cpu().double().flatten().numpy() for p in self.net.parameters()])
+            return np.concatenate(
+                [p.detach().cpu().double().flatten().numpy() for p in self.net.parameters()]
+            )
         return weight_vector.cpu().double().numpy()
+
+    def _distance_to_wiener(self, weights: np.ndarray) -> float | None:
+        """Euclidean distance to W*, or None when the net's parameters are not one weight per input."""
+        if self.wiener is None or weights.shape != self.wiener.weights.shape:
+            return None
+        return float(np.linalg.norm(weights - self.wiener.weights))
 
     def _collect_training_data(self) -> tuple[np.ndarray, np.ndarray]:
         batches = list(self.trainer.train_dataloader)
-        features = torch.cat([inputs for inputs, _ in batches]).double().numpy()
-        targets = torch.cat([target for _, target in batches]).double().numpy().reshape(-1)
+        features = torch.cat([inputs for inputs, _ in batches]).cpu().double().numpy()
+        targets = torch.cat([target for _, target in batches]).cpu().double().numpy().reshape(-1)
         expected = getattr(self.net, "in_features", features.shape[1])
         if features.shape[1] != expected:
             raise ConfigError(
@@ -156,8 +177,8 @@ class RegressionTask(BaseTask):
         self.mse_history.append(value)
         size = targets.shape[0]
         self.log("train/mse", epoch_mse, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
-        if self.wiener is not None:
-            distance = float(np.linalg.norm(self._weights() - self.wiener.weights))
+        distance = self._distance_to_wiener(self._weights())
+        if distance is not None:
             self.log("train/wiener_distance", distance, on_step=False, on_epoch=True, batch_size=size)
         if not math.isfinite(value):
             self._finish_training()
@@ -195,18 +216,22 @@ class RegressionTask(BaseTask):
                 initial_mse=self.initial_mse,
             )
         }
-        if features.shape[1] == 3:
-            figures["lms_planes"] = plot_planes(features, targets, self.wiener.weights, self._weights())
+        weights = self._weights()
+        if features.shape[1] == 3 and weights.shape == (3,):
+            figures["lms_planes"] = plot_planes(features, targets, self.wiener.weights, weights)
         root = Path(self.trainer.default_root_dir)
         root.mkdir(parents=True, exist_ok=True)
         written = []
         for name, figure in figures.items():
+            pixels = _render(figure)
             path = root / f"{name}.png"
-            figure.savefig(path, dpi=120)
+            Image.fromarray(pixels).save(path)
             written.append(path)
             for logger in self.loggers:
                 if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_figure(f"figures/{name}", figure, self.global_step)
+                    logger.experiment.add_image(
+                        f"figures/{name}", pixels, self.global_step, dataformats="HWC"
+                    )
         return written
 
     def run_results(self) -> dict[str, Any]:
@@ -219,7 +244,7 @@ class RegressionTask(BaseTask):
             return {}
         final_weights = self.trained_weights if self.trained_weights is not None else self._weights()
         final_mse = self.mse_history[-1] if self.mse_history else self.initial_mse
-        distance = float(np.linalg.norm(final_weights - self.wiener.weights))
+        distance = self._distance_to_wiener(final_weights)
         return {
             "mse_convention": self.mse_convention,
             "mse_definition": MSE_DEFINITIONS[self.mse_convention],
@@ -231,7 +256,7 @@ class RegressionTask(BaseTask):
             "mse_history": [_json_number(v) for v in self.mse_history],
             "wiener_weights": self.wiener.weights.tolist(),
             "wiener_mse": self.wiener.mse,
-            "distance_to_wiener": _json_number(distance),
+            "distance_to_wiener": None if distance is None else _json_number(distance),
             "lambda_max": self.bounds.lambda_max,
             "stability_bound": self.bounds.mean_bound,
             "mean_square_bound": self.bounds.mean_square_bound,

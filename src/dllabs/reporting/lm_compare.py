@@ -1,0 +1,190 @@
+"""Side-by-side report of language-model runs (full vs LoRA fine-tuning): perplexity before/after, cost, samples.
+
+Input: a multirun folder (its numbered job folders) or any run folders made by ``train.py`` with a
+``LanguageModelTask`` (each holds ``metrics.json`` with ``results`` from ``LanguageModelTask.run_results``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dllabs.errors import ConfigError
+
+
+@dataclass
+class LMRun:
+    """One run folder's metrics.json, labelled by what distinguishes it (its sweep overrides or fine-tuning)."""
+
+    folder: Path
+    label: str
+    status: str
+    wall_time_s: float | None
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def _overrides(folder: Path) -> list[str]:
+    path = folder / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return []
+    from omegaconf import OmegaConf
+
+    return [str(item) for item in OmegaConf.load(path)]
+
+
+def _label(folder: Path, results: dict[str, Any]) -> str:
+    swept = [item for item in _overrides(folder) if item.startswith("finetune=")]
+    if swept:
+        return swept[0].split("=", 1)[1]
+    return str(results.get("finetune") or folder.name)
+
+
+def find_run_folders(paths: Sequence[str | Path]) -> list[Path]:
+    """Run folders in ``paths``: each path is a run folder or a folder of run folders (a multirun)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / "metrics.json").is_file():
+            found.append(path)
+            continue
+        if not path.is_dir():
+            raise ConfigError(f"{path} does not exist; pass a multirun folder or run folders made by train.py")
+        jobs = [child for child in path.iterdir() if (child / "metrics.json").is_file()]
+        if not jobs:
+            raise ConfigError(f"{path} holds no run folder with metrics.json; is the sweep finished?")
+        found += sorted(jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+    return found
+
+
+def load_runs(paths: Sequence[str | Path]) -> list[LMRun]:
+    runs = []
+    for folder in find_run_folders(paths):
+        record = json.loads((folder / "metrics.json").read_text())
+        results = record.get("results") or {}
+        if "perplexity" not in results:
+            raise ConfigError(f"{folder} is not a language-model run (no perplexity in metrics.json results)")
+        runs.append(LMRun(folder, _label(folder, results), str(record.get("status")), record.get("wall_time_s"),
+                          results))
+    labels = [run.label for run in runs]
+    for run in runs:
+        if labels.count(run.label) > 1:
+            run.label = f"{run.label} ({run.folder.name})"
+    return runs
+
+
+def _number(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _series(values: Sequence[float] | None, digits: int = 3) -> str:
+    return " / ".join(_number(float(v), digits) for v in values or []) or "-"
+
+
+def comparison_rows(runs: Sequence[LMRun]) -> list[tuple[str, list[str]]]:
+    """(row name, one cell per run) for the table."""
+
+    def pick(getter) -> list[str]:
+        cells = []
+        for run in runs:
+            try:
+                cells.append(getter(run))
+            except (KeyError, TypeError):
+                cells.append("-")
+        return cells
+
+    r = lambda run: run.results  # noqa: E731
+    ppl = lambda run: run.results["perplexity"]  # noqa: E731
+    return [
+        ("status", pick(lambda run: run.status)),
+        ("fine-tuning", pick(lambda run: r(run)["finetune"])),
+        ("trainable params", pick(lambda run: f"{r(run)['params']['trainable']:,} "
+                                              f"({r(run)['params']['trainable_percent']:.2f}%)")),
+        ("total params", pick(lambda run: _number(r(run)["params"]["total"]))),
+        ("val ppl before", pick(lambda run: _number(ppl(run)["val_before"]))),
+        ("val ppl after", pick(lambda run: _number(ppl(run)["val_after"]))),
+        ("val ppl best", pick(lambda run: _number(ppl(run)["val_best"]))),
+        ("test ppl (best ckpt)", pick(lambda run: _number(ppl(run)["test"]))),
+        ("test ppl sliding", pick(lambda run: _number(ppl(run)["test_sliding"]))),
+        ("train loss / epoch", pick(lambda run: _series(r(run)["loss_per_epoch"]["train"]))),
+        ("val loss / epoch", pick(lambda run: _series(r(run)["loss_per_epoch"]["val"]))),
+        ("fit wall time (s)", pick(lambda run: _number(r(run)["fit_wall_time_s"], 1))),
+        ("run wall time (s)", pick(lambda run: _number(run.wall_time_s, 1))),
+        ("train tokens/s", pick(lambda run: _number(r(run)["tokens_per_s"], 0))),
+        ("incl. padding tokens/s", pick(lambda run: _number(r(run)["padded_tokens_per_s"], 0))),
+        ("peak memory (MB)", pick(lambda run: f"{_number(r(run)['peak_memory_mb'], 0)} ({r(run)['peak_memory_kind']})")),
+        ("data", pick(lambda run: "{protocol}, block {block_size}, fraction {fraction}, train={train}, val={val}".format(
+            train=r(run)["data"]["splits"]["train"], val=r(run)["data"]["splits"]["val"], **r(run)["data"]))),
+    ]
+
+
+def format_table(runs: Sequence[LMRun]) -> str:
+    """The comparison as a markdown table: one column per run."""
+    header = "| | " + " | ".join(run.label for run in runs) + " |"
+    lines = [header, "|---" * (len(runs) + 1) + "|"]
+    lines += ["| " + name + " | " + " | ".join(cells) + " |" for name, cells in comparison_rows(runs)]
+    return "\n".join(lines)
+
+
+def format_samples(runs: Sequence[LMRun]) -> str:
+    """Generated text of every run, grouped by prompt."""
+    prompts: list[str] = []
+    for run in runs:
+        for sample in run.results.get("samples") or []:
+            if sample["prompt"] not in prompts:
+                prompts.append(sample["prompt"])
+    blocks = []
+    for prompt in prompts:
+        block = [f"### {prompt!r}"]
+        for run in runs:
+            texts = [s["text"] for s in run.results.get("samples") or [] if s["prompt"] == prompt] or ["-"]
+            block += [f"- **{run.label}**: {' '.join(text.split())}" for text in texts]
+        blocks.append("\n".join(block))
+    return "\n\n".join(blocks) or "(no samples: the runs were trained with model.prompts=[])"
+
+
+def plot_perplexity(runs: Sequence[LMRun], path: Path) -> Path:
+    """Validation perplexity per epoch (epoch 0 = before training) of every run, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for run in runs:
+        ppl = run.results["perplexity"]
+        values = ([ppl["val_before"]] if ppl.get("val_before") is not None else []) + list(ppl.get("val_per_epoch") or [])
+        start = 0 if ppl.get("val_before") is not None else 1
+        ax.plot(range(start, start + len(values)), values, marker="o", label=run.label)
+    ax.set_xlabel("epoch (0 = before training)")
+    ax.set_ylabel("validation perplexity")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def report(paths: Sequence[str | Path], out: str | Path | None = None) -> tuple[str, list[Path]]:
+    """The markdown report of ``paths``; written with its figure to ``out`` (default: a single multirun folder)."""
+    runs = load_runs(paths)
+    text = "# Language-model runs\n\n" + format_table(runs) + "\n\n## Generated text\n\n" + format_samples(runs) + "\n"
+    if out is None and len(paths) == 1 and not (Path(paths[0]) / "metrics.json").is_file():
+        out = paths[0]
+    written: list[Path] = []
+    if out is not None:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "lm_compare.md").write_text(text)
+        written = [folder / "lm_compare.md", plot_perplexity(runs, folder / "lm_compare.png")]
+    return text, written

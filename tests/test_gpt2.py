@@ -1,0 +1,214 @@
+"""GPT-2 lab: perplexity, full and LoRA fine-tuning, adapters, exports, generation, clear loading errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import partial
+
+import lightning as L
+import pytest
+import torch
+
+from dllabs import schedules
+from dllabs.data.wikitext import WikiTextDataModule
+from dllabs.errors import ConfigError
+from dllabs.generation import GenerationSettings, generate
+from dllabs.lm import finetune as ft
+from dllabs.lm.perplexity import evaluate, sliding_window, token_nll
+from dllabs.lm.pretrained import PretrainedNotFoundError, load_causal_lm, load_tokenizer
+from dllabs.tasks.language_model import LanguageModelTask
+from tests.conftest import run_train
+from tests.fixtures import wikitext as fixture
+
+LORA = {"method": "lora", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["c_attn"],
+        "fan_in_fan_out": True}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gpt2")
+    overrides = fixture.make(root)
+    return root, str(root / "tiny-gpt2"), overrides
+
+
+def datamodule(root, model_dir, **kwargs) -> WikiTextDataModule:
+    options = {"block_size": 32, "batch_size": 8, "local_files_only": True, **kwargs}
+    return WikiTextDataModule(data_dir=root, tokenizer=model_dir, **options)
+
+
+def fit(root, model_dir, run_dir, finetune, lr, epochs=2, **task_kwargs):
+    task = LanguageModelTask(
+        optimizer=partial(torch.optim.AdamW, lr=lr, weight_decay=0.0), pretrained=model_dir,
+        scheduler=partial(schedules.linear, warmup_steps=2), finetune=finetune, local_files_only=True,
+        generation={"max_new_tokens": 6, "do_sample": False}, **task_kwargs,
+    )
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        default_root_dir=str(run_dir))
+    dm = datamodule(root, model_dir)
+    trainer.fit(task, datamodule=dm)
+    trainer.test(task, datamodule=dm, verbose=False)
+    return task, dm
+
+
+def logits_of(model, batch):
+    model.eval()
+    with torch.no_grad():
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
+def test_perplexity_is_exp_of_the_models_own_mean_loss(tiny):
+    root, model_dir, _ = tiny
+    model = load_causal_lm(model_dir, local_files_only=True).eval()
+    dm = datamodule(root, model_dir, protocol="lab")
+    dm.setup("validate")
+    batch = next(iter(dm.val_dataloader()))
+    assert (batch["labels"] == -100).any()
+    with torch.no_grad():
+        out = model(**batch)
+    nll, count = token_nll(out.logits, batch["labels"])
+    assert int(count) == int((batch["labels"][:, 1:] != -100).sum())
+    assert math.exp(float(nll / count)) == pytest.approx(math.exp(float(out.loss)), rel=1e-5)
+    whole = evaluate(model, dm.val_dataloader())
+    by_hand = [model(**b) for b in dm.val_dataloader()]
+    tokens = [int((b["labels"][:, 1:] != -100).sum()) for b in dm.val_dataloader()]
+    mean = sum(float(o.loss) * n for o, n in zip(by_hand, tokens)) / sum(tokens)
+    assert whole["tokens"] == sum(tokens) and whole["ppl"] == pytest.approx(math.exp(mean), rel=1e-5)
+
+
+def test_sliding_window_scores_every_token_once(tiny):
+    _, model_dir, _ = tiny
+    model = load_causal_lm(model_dir, local_files_only=True).eval()
+    ids = torch.randint(0, model.config.vocab_size, (150,), generator=torch.Generator().manual_seed(0))
+    overlapping = sliding_window(model, ids, window=64, stride=16)
+    assert overlapping["tokens"] == 149
+    disjoint = sliding_window(model, ids, window=50, stride=50)
+    with torch.no_grad():
+        parts = [token_nll(model(input_ids=ids[s : s + 50][None]).logits, ids[s : s + 50][None]) for s in (0, 50, 100)]
+    assert disjoint["tokens"] == 147
+    assert disjoint["nll_sum"] == pytest.approx(sum(float(n) for n, _ in parts), rel=1e-5)
+
+
+def test_full_finetuning_lowers_val_perplexity_and_exports_the_model(tiny, tmp_path):
+    root, model_dir, _ = tiny
+    task, dm = fit(root, model_dir, tmp_path, {"method": "full"}, lr=1e-2)
+    results = task.run_results()
+    ppl = results["perplexity"]
+    assert ppl["val_after"] < 0.5 * ppl["val_before"], ppl
+    assert ppl["test"] is not None and len(ppl["val_per_epoch"]) == 2
+    assert results["params"]["trainable"] == results["params"]["total"] == sum(p.numel() for p in task.model.parameters())
+    assert results["tokens_per_s"] > 0 and results["train_tokens"] == 2 * dm.token_counts["train"]
+    assert results["padded_tokens_per_s"] > results["tokens_per_s"]  # the lab protocol pays for padding
+    json.dumps(results)
+    reloaded = load_causal_lm(results["exports"]["model"], local_files_only=True)
+    batch = next(iter(dm.val_dataloader()))
+    assert torch.allclose(logits_of(reloaded, batch), logits_of(task.model, batch), atol=1e-5)
+
+
+def test_lora_trains_only_adapters_which_reload_to_the_same_logits(tiny, tmp_path):
+    root, model_dir, _ = tiny
+    base_before = load_causal_lm(model_dir, local_files_only=True).state_dict()
+    task, dm = fit(root, model_dir, tmp_path, LORA, lr=3e-2)
+    results = task.run_results()
+    config = task.model.config
+    assert results["params"]["trainable"] == config.n_layer * LORA["r"] * (config.n_embd + 3 * config.n_embd)
+    trained = {n for n, p in task.model.named_parameters() if p.requires_grad}
+    assert trained and all("lora_" in n for n in trained)
+    base_after = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
+                  for k, v in task.model.state_dict().items() if "lora_" not in k}
+    assert set(base_before) <= set(base_after)
+    assert all(torch.equal(base_before[k], base_after[k]) for k in base_before), "LoRA changed a base weight"
+    ppl = results["perplexity"]
+    assert ppl["val_after"] < 0.95 * ppl["val_before"], ppl
+    batch = next(iter(dm.val_dataloader()))
+    expected = logits_of(task.model, batch)
+    adapter = ft.load_adapter(load_causal_lm(model_dir, local_files_only=True), results["exports"]["adapter"])
+    assert torch.allclose(logits_of(adapter, batch), expected, atol=1e-5)
+    merged = load_causal_lm(results["exports"]["model"], local_files_only=True)
+    assert not hasattr(merged, "peft_config")
+    assert torch.allclose(logits_of(merged, batch), expected, atol=1e-4)
+    assert not torch.allclose(logits_of(load_causal_lm(model_dir, local_files_only=True), batch), expected, atol=1e-4)
+
+
+def test_generation_returns_text(tiny):
+    _, model_dir, _ = tiny
+    model, tokenizer = load_causal_lm(model_dir, local_files_only=True), load_tokenizer(model_dir, True)
+    greedy = generate(model, tokenizer, ["The river", "The castle was"], GenerationSettings(max_new_tokens=5))
+    assert [s["prompt"] for s in greedy] == ["The river", "The castle was"]
+    assert all(s["text"].startswith(s["prompt"]) and len(s["text"]) > len(s["prompt"]) for s in greedy)
+    assert greedy == generate(model, tokenizer, ["The river", "The castle was"], GenerationSettings(max_new_tokens=5))
+    sampled = generate(model, tokenizer, ["The river"],
+                       GenerationSettings(max_new_tokens=5, do_sample=True, num_return_sequences=3, seed=1))
+    assert len(sampled) == 3
+    with pytest.raises(ConfigError, match="do_sample"):
+        GenerationSettings(num_return_sequences=2).generate_kwargs()
+
+
+def test_missing_model_folder_and_offline_hub_name_say_how_to_provide_weights(tmp_path):
+    with pytest.raises(PretrainedNotFoundError, match="does not exist.*save_pretrained"):
+        load_causal_lm(str(tmp_path / "no-such-model"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PretrainedNotFoundError, match="has no config.json"):
+        load_causal_lm(str(tmp_path / "empty"))
+    with pytest.raises(PretrainedNotFoundError, match=r"(?s)'gpt2'.*hf download gpt2.*model.pretrained=DIR"):
+        load_causal_lm("gpt2", local_files_only=True)
+    with pytest.raises(PretrainedNotFoundError, match="hf download"):
+        load_tokenizer("gpt2", local_files_only=True)
+
+
+def test_bad_finetune_settings_are_config_errors(tiny):
+    _, model_dir, _ = tiny
+    model = load_causal_lm(model_dir, local_files_only=True)
+    with pytest.raises(ConfigError, match="full|lora"):
+        ft.prepare(model, {"method": "prefix"})
+    with pytest.raises(ConfigError, match="c_attn"):
+        ft.prepare(model, {"method": "lora", "target_modules": ["q_proj"]})
+
+
+@pytest.mark.slow
+def test_lora_experiment_runs_end_to_end_and_generates_from_the_run(tiny, tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    from dllabs.generation import generate_from_config
+    from dllabs.reporting.lm_compare import report
+
+    _, _, overrides = tiny
+    run = tmp_path / "lora"
+    run_train(["experiment=gpt2_lora", *overrides, "trainer.max_epochs=1", "model.perplexity_stride=16"], run)
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "ok", record.get("error")
+    results = record["results"]
+    assert results["finetune"] == "lora" and results["params"]["trainable"] == 2 * 64 * (32 + 96)
+    assert {"val/ppl", "test/ppl", "test/ppl_sliding"} <= set(record["metrics"])
+    assert (run / "lora_adapter" / "adapter_config.json").is_file() and (run / "hf_model" / "config.json").is_file()
+    cfg = OmegaConf.create({"run_dir": str(run), "prompt": "The river", "prompts": [], "max_new_tokens": 4,
+                            "do_sample": False, "temperature": 1.0, "top_k": 50, "top_p": 1.0,
+                            "repetition_penalty": 1.0, "num_return_sequences": 1, "seed": 0, "device": "cpu",
+                            "output": str(tmp_path / "samples.json")})
+    samples = generate_from_config(cfg)
+    assert samples[0]["text"].startswith("The river") and "hf_model" in capsys.readouterr().out
+    text, written = report([run], out=tmp_path / "report")
+    assert "trainable params" in text and "val ppl before" in text and results["samples"][0]["prompt"] in text
+    assert (tmp_path / "report" / "lm_compare.png").is_file() and written
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_random_small_gpt2_with_the_real_tokenizer_learns_real_wikitext(shared_data, tmp_path):
+    tokenizer = shared_data / "gpt2-tokenizer"
+    if not (shared_data / "wikitext-2-raw" / "wiki.valid.raw").exists() or not tokenizer.is_dir():
+        pytest.skip("WikiText-2 raw or the GPT-2 tokenizer is not in the shared data folder")
+    arch = "{model_type:gpt2,n_layer:2,n_head:2,n_embd:64,n_positions:128}"
+    run = tmp_path / "real"
+    run_train(["experiment=gpt2_full", f"data.data_dir={shared_data}", "data.fraction=0.02", "data.block_size=64",
+               "data.batch_size=4", "data.protocol=packed", "data.splits.train=validation", "data.splits.val=test",
+               "model.pretrained=null", f"model.architecture={arch}", f"data.tokenizer={tokenizer}",
+               "model.local_files_only=true", "model.generation.max_new_tokens=5", "model.export=false",
+               "trainer.max_epochs=2", "optimizer.lr=3e-3", "scheduler.warmup_steps=5"], run)
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "ok", record.get("error")
+    ppl = record["results"]["perplexity"]
+    assert ppl["val_before"] > 20000  # random weights over GPT-2's 50,257 tokens
+    assert ppl["val_after"] < 0.2 * ppl["val_before"], ppl
+    assert record["results"]["data"]["splits"] == {"train": "validation", "val": "test", "test": "test"}

@@ -1,0 +1,142 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from dllabs.analysis.sentiment import confusion_counts, most_confident_mistakes
+from dllabs.analysis.sentiment import main as report_main
+from dllabs.errors import ConfigError
+from dllabs.nets.lstm import LSTMClassifier
+from tests.conftest import compose_config, run_cli
+from tests.fixtures import imdb as fixture
+
+torch.manual_seed(0)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"embedding_dim": 1, "hidden_size": 100},
+        {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2, "bidirectional": True, "dropout": 0.2},
+        {"embedding_dim": 8, "hidden_size": 6, "bidirectional": True, "pooling": "max"},
+        {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2, "pooling": "mean"},
+    ],
+)
+def test_padding_does_not_change_a_reviews_logits(settings):
+    net = LSTMClassifier(vocab_size=50, **settings).eval()
+    review = torch.tensor([[5, 9, 3, 17, 2]])
+    alone = net(review, torch.tensor([5]))
+    longer = torch.randint(2, 50, (1, 12))
+    padded = torch.zeros(3, 12, dtype=torch.int64)
+    padded[0] = longer[0]
+    padded[1, :5] = review[0]
+    padded[2, :1] = 7
+    logits = net(padded, torch.tensor([12, 5, 1]))
+    assert logits.shape == (3, 2)
+    assert torch.allclose(logits[1], alone[0], atol=1e-6)
+    assert torch.allclose(logits[2], net(torch.tensor([[7]]), torch.tensor([1]))[0], atol=1e-6)
+
+
+def test_pad_embedding_is_zero_and_gets_no_gradient():
+    net = LSTMClassifier(vocab_size=20, embedding_dim=4, hidden_size=3)
+    assert torch.equal(net.embedding.weight[0], torch.zeros(4))
+    net(torch.tensor([[3, 4, 0, 0]]), torch.tensor([2])).sum().backward()
+    assert torch.equal(net.embedding.weight.grad[0], torch.zeros(4))
+    assert net.embedding.weight.grad[3].abs().sum() > 0
+
+
+def test_bidirectional_head_sees_both_directions():
+    net = LSTMClassifier(vocab_size=20, embedding_dim=4, hidden_size=3, num_layers=2, bidirectional=True)
+    assert net.head.in_features == 6
+    assert net(torch.tensor([[3, 4, 5]]), torch.tensor([3])).shape == (1, 2)
+
+
+def test_ids_beyond_the_embedding_and_bad_settings_are_config_errors():
+    net = LSTMClassifier(vocab_size=10)
+    with pytest.raises(ConfigError, match="vocab_size"):
+        net(torch.tensor([[3, 12]]), torch.tensor([2]))
+    with pytest.raises(ConfigError, match="pooling"):
+        LSTMClassifier(vocab_size=10, pooling="attention")
+
+
+def test_mistake_ranking_and_confusion_counts():
+    probabilities = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.05, 0.95], [0.3, 0.7]])
+    labels = torch.tensor([0, 0, 1, 0, 1])
+    assert most_confident_mistakes(probabilities, labels, k=2) == [3, 1]
+    assert most_confident_mistakes(probabilities, labels, k=10) == [3, 1, 2]
+    predicted = probabilities.argmax(dim=1)
+    assert confusion_counts(labels, predicted, 2) == [[1, 2], [1, 1]]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A small bidirectional LSTM trained on the fixture through the real train.py."""
+    root = tmp_path_factory.mktemp("imdb_lstm")
+    run_dir = root / "run"
+    result = run_cli(
+        [
+            "train.py",
+            "experiment=lstm_imdb",
+            *fixture.make(root),
+            "model.net.embedding_dim=16",
+            "model.net.hidden_size=16",
+            "model.net.bidirectional=true",
+            "model.net.pooling=max",
+            "optimizer.lr=0.01",
+            "scheduler.warmup_steps=0",
+            "trainer.max_epochs=4",
+            "trainer.num_sanity_val_steps=0",
+            "callbacks.progress_bar=null",
+            "logger=csv",
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, root
+
+
+def test_lstm_learns_the_fixture_and_the_report_explains_it(trained_run, capsys):
+    run_dir, _ = trained_run
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "ok", record.get("error")
+    assert record["best_score"] > 0.9, f"val accuracy {record['best_score']} on a plainly separable corpus"
+    assert record["metrics"]["test/acc"] > 0.85
+    checkpoint = torch.load(record["best_checkpoint"], map_location="cpu", weights_only=True)
+    assert checkpoint["IMDBDataModule"]["vocab"][:2] == ["<pad>", "<unk>"]
+
+    assert report_main([str(run_dir), "--top-k", "3", "--accelerator", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((run_dir / "sentiment_test.json").read_text())
+    assert summary["count"] == 48 and abs(summary["accuracy"] - record["metrics"]["test/acc"]) < 1e-6
+    assert sum(map(sum, summary["confusion"])) == 48
+    assert f"test accuracy: {summary['accuracy']:.2%}" in printed
+    assert (run_dir / "sentiment_test_confusion_matrix.png").stat().st_size > 0
+    with open(run_dir / "sentiment_test_mistakes.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(summary["mistakes"]) <= 3
+    assert all(row["true"] != row["predicted"] for row in rows)
+
+
+def test_predict_prints_label_and_probability(trained_run, capsys):
+    from dllabs.predicting import predict
+
+    run_dir, root = trained_run
+    out = root / "predicted"
+    common = [f"run_dir={run_dir}", "accelerator=cpu", f"output={out / 'predictions.csv'}"]
+    predict(
+        compose_config([*common, "text='A superb, wonderful and charming film.'"], out, config_name="predict")
+    )
+    assert "positive (" in capsys.readouterr().out
+    lines = root / "reviews.txt"
+    lines.write_text("awful, dreadful and boring.\nbrilliant masterpiece!\n")
+    summary = predict(compose_config([*common, f"input={lines}"], out, config_name="predict"))
+    assert summary["predicted_counts"] == {"negative": 1, "positive": 1}
+    with open(out / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["Label"] for row in rows] == ["0", "1"] and rows[1]["Text"] == "brilliant masterpiece!"
+
+
+def test_report_script_on_a_folder_that_is_no_run(tmp_path, capsys):
+    assert report_main([str(tmp_path)]) == 2
+    assert "is not a dllabs run folder" in capsys.readouterr().err
