@@ -168,6 +168,9 @@ def train(cfg: DictConfig) -> float | None:
     except TrainingDiverged as err:
         log.warning("run diverged: %s", err)
         record.update(status="diverged", error=str(err))
+        guard = next((c for c in trainer.callbacks if isinstance(c, DivergenceGuard)), None) if trainer else None
+        if guard is not None and guard.diverged_at is not None:
+            history.epochs.append({"epoch": guard.diverged_at["epoch"], "train/loss": guard.diverged_at["loss"]})
     except BaseException as err:
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
         _finish(record, cfg, trainer, task, history, started, metrics_file)
