@@ -40,8 +40,11 @@ def test_analyze_script_prints_the_table_and_writes_its_files(tmp_path: Path) ->
     assert "weight elements only" in out and "exactly zero" in out
     rows = list(csv.DictReader((tmp_path / "layer_table.csv").open()))
     assert [(r["name"], int(r["params"]), int(r["macs"])) for r in rows[:5]] == [
-        ("conv1", 1_200, 1_228_800), ("conv2", 2_304, 665_856), ("conv3", 25_088, 903_168),
-        ("fc1", 9_216, 9_216), ("fc2", 320, 320),
+        ("conv1", 1_200, 1_228_800),
+        ("conv2", 2_304, 665_856),
+        ("conv3", 25_088, 903_168),
+        ("fc1", 9_216, 9_216),
+        ("fc2", 320, 320),
     ]
     assert "| conv3 |" in (tmp_path / "layer_table.md").read_text()
     summary = json.loads((tmp_path / "layer_analysis.json").read_text())
@@ -73,7 +76,9 @@ def test_analyze_reports_a_wrong_input_shape_as_a_config_error(tmp_path: Path) -
         ("lms", [], [1, 3], "linear"),
     ],
 )
-def test_analyze_works_for_every_lab_model(tmp_path: Path, model, overrides, input_shape, first_layer) -> None:
+def test_analyze_works_for_every_lab_model(
+    tmp_path: Path, model, overrides, input_shape, first_layer
+) -> None:
     cfg = compose_config([f"model={model}", "histograms=false", *overrides], tmp_path, config_name="analyze")
     table = analyze(cfg)
     assert table.rows[0].name == first_layer
@@ -117,7 +122,13 @@ def test_zero_weights_make_every_gradient_below_the_last_layer_exactly_zero() ->
     initial = one_backward_pass(net, [x])
     assert initial.zero_gradient_names() == []
     zeroed = zero_weight_pass(net, [x])
-    assert zeroed.zero_gradient_names() == ["conv1.weight", "conv2.weight", "conv3.weight", "fc1.weight", "fc1.bias"]
+    assert zeroed.zero_gradient_names() == [
+        "conv1.weight",
+        "conv2.weight",
+        "conv3.weight",
+        "fc1.weight",
+        "fc1.bias",
+    ]
     # the last layer's input is relu(fc1.bias): its weight gradient is (output error) x relu(fc1.bias)
     hidden = torch.relu(net.fc1.bias.detach())
     grad = zeroed.gradients["fc2.weight"]
@@ -163,16 +174,30 @@ class _TinyTask(L.LightningModule):
 def test_histogram_callback_logs_weights_and_gradients_per_epoch(tmp_path: Path) -> None:
     data = TensorDataset(torch.randn(16, 4), torch.randint(0, 2, (16,)))
     trainer = L.Trainer(
-        max_epochs=3, logger=TensorBoardLogger(str(tmp_path), name="tb", version=""),
+        max_epochs=3,
+        logger=TensorBoardLogger(str(tmp_path), name="tb", version=""),
         callbacks=[WeightHistograms(every_n_epochs=2, include_biases=False)],
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     trainer.fit(_TinyTask(), DataLoader(data, batch_size=8))
     events = _events(tmp_path / "tb")
     tags = set(events.Tags()["histograms"])
-    assert tags == {"weights/net.0.weight", "weights/net.2.weight", "gradients/net.0.weight", "gradients/net.2.weight"}
-    assert [e.step for e in events.Histograms("weights/net.0.weight")] == [2, 6]  # epochs 0 and 2, 2 steps each
-    assert [e.step for e in events.Histograms("gradients/net.2.weight")] == [1, 5]  # before the epoch's last step
+    assert tags == {
+        "weights/net.0.weight",
+        "weights/net.2.weight",
+        "gradients/net.0.weight",
+        "gradients/net.2.weight",
+    }
+    assert [e.step for e in events.Histograms("weights/net.0.weight")] == [
+        2,
+        6,
+    ]  # epochs 0 and 2, 2 steps each
+    assert [e.step for e in events.Histograms("gradients/net.2.weight")] == [
+        1,
+        5,
+    ]  # before the epoch's last step
 
 
 def test_histogram_callback_config_adds_to_the_default_callbacks(tmp_path: Path) -> None:

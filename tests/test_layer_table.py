@@ -126,10 +126,14 @@ def _unrolled_lstm(lstm: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
         for direction in range(2 if lstm.bidirectional else 1):
             suffix = f"_l{layer}" + ("_reverse" if direction else "")
             cell = nn.LSTMCell(layer_input.shape[-1], lstm.hidden_size)
-            cell.load_state_dict({
-                "weight_ih": getattr(lstm, "weight_ih" + suffix), "weight_hh": getattr(lstm, "weight_hh" + suffix),
-                "bias_ih": getattr(lstm, "bias_ih" + suffix), "bias_hh": getattr(lstm, "bias_hh" + suffix),
-            })
+            cell.load_state_dict(
+                {
+                    "weight_ih": getattr(lstm, "weight_ih" + suffix),
+                    "weight_hh": getattr(lstm, "weight_hh" + suffix),
+                    "bias_ih": getattr(lstm, "bias_ih" + suffix),
+                    "bias_hh": getattr(lstm, "bias_hh" + suffix),
+                }
+            )
             steps = range(x.shape[1])
             h = c = torch.zeros(x.shape[0], lstm.hidden_size)
             out = [None] * x.shape[1]
@@ -152,7 +156,9 @@ def test_lstm_macs_match_an_unrolled_lstm_under_flop_counter(num_layers: int, bi
             _unrolled_lstm(lstm, x)
     table = layer_table(lstm, x)
     assert table.total_macs == counter.get_total_flops() // 2
-    assert table.rows[0].params == sum(p.numel() for n, p in lstm.named_parameters() if n.startswith("weight"))
+    assert table.rows[0].params == sum(
+        p.numel() for n, p in lstm.named_parameters() if n.startswith("weight")
+    )
     assert table.rows[0].params_with_bias == sum(p.numel() for p in lstm.parameters())
 
 
@@ -211,8 +217,9 @@ def test_csv_and_markdown_outputs(tmp_path) -> None:
 
 def test_gpt2_conv1d_layers_and_tied_embeddings() -> None:
     transformers = pytest.importorskip("transformers")
-    config = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50, n_positions=32,
-                                     bos_token_id=0, eos_token_id=0)
+    config = transformers.GPT2Config(
+        n_layer=1, n_head=2, n_embd=16, vocab_size=50, n_positions=32, bos_token_id=0, eos_token_id=0
+    )
     model = transformers.GPT2LMHeadModel(config)
     tokens = torch.randint(0, 50, (1, 8))
     table = layer_table(model, tokens)
@@ -222,5 +229,7 @@ def test_gpt2_conv1d_layers_and_tied_embeddings() -> None:
     for row in [*conv1d_rows, table["lm_head"]]:
         assert row.macs == per_module[row.name], row.name
     assert table["lm_head"].tied == 50 * 16  # shares transformer.wte's weight
-    norm_params = sum(p.numel() for n, p in model.named_parameters() if ".ln_" in n or n.startswith("transformer.ln_f"))
+    norm_params = sum(
+        p.numel() for n, p in model.named_parameters() if ".ln_" in n or n.startswith("transformer.ln_f")
+    )
     assert table.total_params_with_bias + norm_params == table.model_params

@@ -18,17 +18,17 @@ def _random_conv_args(rng: random.Random) -> dict:
     stride = rng.choice([1, 2, (1, 2), (2, 1)])
     kernel = rng.choice([1, 3, 5, (3, 1), (2, 4)])
     padding = rng.choice([0, 1, 2, (1, 0), "valid"] + (["same"] if stride == 1 else []))
-    return dict(
-        in_channels=groups * rng.randint(1, 3),
-        out_channels=groups * rng.randint(1, 4),
-        kernel_size=kernel,
-        stride=stride,
-        padding=padding,
-        dilation=rng.choice([1, 1, 2]),
-        groups=groups,
-        bias=rng.choice([True, False]),
-        padding_mode=rng.choice(["zeros", "zeros", "reflect", "replicate", "circular"]),
-    )
+    return {
+        "in_channels": groups * rng.randint(1, 3),
+        "out_channels": groups * rng.randint(1, 4),
+        "kernel_size": kernel,
+        "stride": stride,
+        "padding": padding,
+        "dilation": rng.choice([1, 1, 2]),
+        "groups": groups,
+        "bias": rng.choice([True, False]),
+        "padding_mode": rng.choice(["zeros", "zeros", "reflect", "replicate", "circular"]),
+    }
 
 
 def _pair_of(builtin_cls, custom_cls, **kwargs):
@@ -75,8 +75,14 @@ def test_conv2d_matches_builtin(case: int) -> None:
     [((1, 2), (3, 3), 1), ((2, 0), (3, 1), 1), ("same", (2, 4), (1, 2)), ("same", 3, 2), ("valid", 3, 1)],
 )
 def test_conv2d_padding_variants_match_builtin(padding, kernel_size, dilation, padding_mode: str) -> None:
-    kwargs = dict(in_channels=2, out_channels=3, kernel_size=kernel_size, padding=padding, dilation=dilation,
-                  padding_mode=padding_mode)
+    kwargs = {
+        "in_channels": 2,
+        "out_channels": 3,
+        "kernel_size": kernel_size,
+        "padding": padding,
+        "dilation": dilation,
+        "padding_mode": padding_mode,
+    }
     builtin, custom = _pair_of(nn.Conv2d, layers.Conv2d, **kwargs)
     x = torch.randn(1, 2, 7, 9, dtype=torch.float64)
     upstream = torch.randn_like(builtin(x))

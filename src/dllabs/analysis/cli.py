@@ -27,8 +27,13 @@ log = logging.getLogger("dllabs")
 
 DEFAULT_SEQUENCE_LENGTH = 256
 DEFAULT_IMAGE_SIDE = 32
-DTYPES = {"float32": torch.float32, "float": torch.float32, "float64": torch.float64, "long": torch.long,
-          "int64": torch.long}
+DTYPES = {
+    "float32": torch.float32,
+    "float": torch.float32,
+    "float64": torch.float64,
+    "long": torch.long,
+    "int64": torch.long,
+}
 
 
 def default_input_shape(net: nn.Module) -> tuple[list[int], torch.dtype]:
@@ -59,7 +64,7 @@ def example_inputs(
     input_dtype: str | None = None,
     seed: int = 0,
 ) -> list[torch.Tensor]:
-    """Seeded example arguments for ``net.forward``: the input tensor plus ``lengths`` when the net takes them."""
+    """Seeded arguments for ``net.forward``: the input tensor, plus ``lengths`` when the net takes them."""
     shape, dtype = default_input_shape(net) if input_shape is None else (list(input_shape), None)
     if input_dtype is not None:
         if input_dtype not in DTYPES:
@@ -68,7 +73,9 @@ def example_inputs(
     if dtype is None:
         dtype = default_input_shape(net)[1] if analysed_layers(net) else torch.float32
     if not shape or any(int(s) < 1 for s in shape):
-        raise ConfigError(f"input_shape={list(shape)} must be a non-empty list of positive sizes, e.g. [1,3,32,32]")
+        raise ConfigError(
+            f"input_shape={list(shape)} must be a non-empty list of positive sizes, e.g. [1,3,32,32]"
+        )
     generator = torch.Generator().manual_seed(seed)
     if dtype == torch.long:
         vocab = _vocabulary_size(net)
@@ -90,7 +97,10 @@ def _extra_arguments(net: nn.Module, shape: Sequence[int]) -> list[torch.Tensor]
     parameters = list(inspect.signature(net.forward).parameters.values())[1:]
     extra = []
     for param in parameters:
-        if param.default is not inspect.Parameter.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+        if param.default is not inspect.Parameter.empty or param.kind in (
+            param.VAR_POSITIONAL,
+            param.VAR_KEYWORD,
+        ):
             continue
         if "length" not in param.name:
             raise ConfigError(
@@ -112,8 +122,8 @@ def build_net(cfg: DictConfig) -> nn.Module:
         if isinstance(err.__cause__, DllabsError):
             raise err.__cause__ from None
         raise ConfigError(
-            f"cannot build model config: {err}. Values that train.py takes from the data config "
-            "(e.g. a vocabulary size) must be given here, e.g. model.net.vocab_size=20000"
+            f"cannot build the model config ({err}); analyze.py has no data config, so set values the model "
+            "would take from it on the command line, e.g. model.net.vocab_size=20000"
         ) from err
     return getattr(task, "net", task)
 
@@ -167,8 +177,9 @@ def _histograms(cfg: DictConfig, net: nn.Module, inputs: list[torch.Tensor], out
 
         writer = SummaryWriter(str(out_dir / "tensorboard"))
     try:
-        study = histogram_study(net, inputs, out_dir, writer=writer, seed=cfg.seed,
-                                zero_biases=cfg.get("zero_biases", False))
+        study = histogram_study(
+            net, inputs, out_dir, writer=writer, seed=cfg.seed, zero_biases=cfg.get("zero_biases", False)
+        )
     finally:
         if writer is not None:
             writer.close()

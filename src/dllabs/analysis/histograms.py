@@ -17,15 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from torch import nn
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-
-from dllabs.analysis.layer_table import analysed_layers, first_tensor  # noqa: E402
+from dllabs.analysis.layer_table import analysed_layers, first_tensor
 
 INITIAL = "initial"
 ZERO_WEIGHTS = "zero_weights"
@@ -68,8 +65,10 @@ def is_bias(name: str) -> bool:
     return name.rsplit(".", 1)[-1].startswith("bias")
 
 
-def one_backward_pass(model: nn.Module, inputs: Sequence[Any], case: str = INITIAL, seed: int = 0) -> GradientSnapshot:
-    """Forward ``inputs`` (train mode), MSE against a seeded random target, backward; copy weights and grads."""
+def one_backward_pass(
+    model: nn.Module, inputs: Sequence[Any], case: str = INITIAL, seed: int = 0
+) -> GradientSnapshot:
+    """Forward ``inputs`` (train mode), MSE against a seeded random target, backward; copy weights, grads."""
     params = studied_parameters(model)
     model.zero_grad(set_to_none=True)
     was_training = model.training
@@ -113,8 +112,8 @@ def zero_weight_pass(
 _EXPLANATION = (
     "Why: a weight's gradient is the error signal at its layer's output times the layer's input. The signal "
     "sent down to a layer is multiplied by the (zero) weights above it, so no layer below the last gets any; "
-    "and all units of a layer see the same input and the same signal, so their updates are identical and they "
-    "can never become different (the symmetry is never broken). This is why weights start random."
+    "and all units of a layer see the same input and the same signal, so their updates are identical and "
+    "they can never become different (the symmetry is never broken). This is why weights start random."
 )
 
 _NO_SYMMETRY = (
@@ -128,8 +127,8 @@ def observation(initial: GradientSnapshot, zeroed: GradientSnapshot) -> str:
     zero = zeroed.zero_gradient_names()
     nonzero = zeroed.nonzero_gradient_names()
     lines = [
-        f"With all layer weights set to zero, {len(zero)} of {len(zeroed.gradients)} gradients are exactly zero: "
-        + (", ".join(zero) or "none") + ".",
+        f"With all layer weights set to zero, {len(zero)} of {len(zeroed.gradients)} gradients are "
+        "exactly zero: " + (", ".join(zero) or "none") + ".",
         "Non-zero gradients: " + (", ".join(nonzero) or "none") + ".",
         _EXPLANATION if zero else _NO_SYMMETRY,
         "Share of exactly-zero gradient entries (initial -> zero weights):",
@@ -139,25 +138,31 @@ def observation(initial: GradientSnapshot, zeroed: GradientSnapshot) -> str:
     return "\n".join(lines)
 
 
-def plot_snapshot(snapshot: GradientSnapshot, bins: int = 50) -> plt.Figure:
-    """One row per parameter: its values on the left, its gradient on the right."""
+def plot_snapshot(snapshot: GradientSnapshot, bins: int = 50) -> Figure:
+    """One row per parameter: its values on the left, its gradient on the right (no pyplot state involved)."""
     names = list(snapshot.weights)
-    fig, axes = plt.subplots(len(names), 2, figsize=(10, 1.9 * len(names) + 0.8), squeeze=False)
+    fig = Figure(figsize=(10, 1.9 * len(names) + 0.8), layout="tight")
+    axes = fig.subplots(len(names), 2, squeeze=False)
     for row, name in enumerate(names):
-        for col, (kind, values) in enumerate((("value", snapshot.weights[name]), ("gradient", snapshot.gradients[name]))):
+        for col, (kind, values) in enumerate(
+            (("value", snapshot.weights[name]), ("gradient", snapshot.gradients[name]))
+        ):
             ax = axes[row, col]
             data = values.flatten().float().numpy()
             ax.hist(data, bins=bins, color="tab:blue" if col == 0 else "tab:orange")
             all_zero = not data.any()
             ax.set_title(f"{name} {kind}" + (" (all exactly 0)" if all_zero else ""), fontsize=9)
             ax.tick_params(labelsize=7)
-    fig.suptitle(f"{snapshot.case.replace('_', ' ')}: weights and gradients after one backward pass "
-                 f"(MSE {snapshot.loss:.4g})")
-    fig.tight_layout()
+    fig.suptitle(
+        f"{snapshot.case.replace('_', ' ')}: weights and gradients after one backward pass "
+        f"(MSE {snapshot.loss:.4g})"
+    )
     return fig
 
 
-def log_snapshot(writer: Any, snapshot: GradientSnapshot, figure: plt.Figure | None = None, step: int = 0) -> None:
+def log_snapshot(
+    writer: Any, snapshot: GradientSnapshot, figure: Figure | None = None, step: int = 0
+) -> None:
     """Histograms (and the figure) into a TensorBoard ``SummaryWriter`` under ``<case>/...`` tags."""
     for name in snapshot.weights:
         writer.add_histogram(f"{snapshot.case}/weights/{name}", snapshot.weights[name], step)
@@ -187,7 +192,6 @@ def histogram_study(
         fig.savefig(path, dpi=110)
         if writer is not None:
             log_snapshot(writer, snapshot, fig)
-        plt.close(fig)
         figures[snapshot.case] = path
     text = observation(initial, zeroed)
     if writer is not None:

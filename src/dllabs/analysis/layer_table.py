@@ -34,8 +34,10 @@ from dllabs.nets import layers as custom_layers
 
 CONVENTIONS = (
     "params: weight elements only; bias: bias elements (params + bias = 'with biases').",
-    "MACs: multiply-accumulates with the weights for this input (batch included); "
-    "bias additions are counted apart, embedding lookups are free.",
+    (
+        "MACs: multiply-accumulates with the weights for this input (batch included); "
+        "bias additions are counted apart, embedding lookups are free."
+    ),
 )
 
 
@@ -170,7 +172,7 @@ def _rule_for(module: nn.Module) -> Rule | None:
 
 
 def analysed_layers(model: nn.Module) -> dict[str, tuple[nn.Module, Rule]]:
-    """Layers the table covers, outermost only (a covered layer inside a covered layer is not counted twice)."""
+    """Layers the table covers, outermost only (a covered layer inside another is not counted twice)."""
     found: dict[str, tuple[nn.Module, Rule]] = {}
     for name, module in model.named_modules():
         rule = _rule_for(module)
@@ -269,14 +271,25 @@ class LayerTable:
             for row in self.rows
         ]
         body.append(
-            ["total", "", "", "", "", f"{self.total_params:,}", f"{self.total_bias:,}", f"{self.total_macs:,}"]
+            [
+                "total",
+                "",
+                "",
+                "",
+                "",
+                f"{self.total_params:,}",
+                f"{self.total_bias:,}",
+                f"{self.total_macs:,}",
+            ]
         )
         return header, body
 
     def summary_lines(self) -> list[str]:
         lines = [
-            f"params: {self.total_params:,} weights, {self.total_params_with_bias:,} with biases; "
-            f"model params (all, incl. norms): {self.model_params:,}",
+            (
+                f"params: {self.total_params:,} weights, {self.total_params_with_bias:,} with biases; "
+                f"model params (all, incl. norms): {self.model_params:,}"
+            ),
             f"MACs: {self.total_macs:,} (weights); bias additions: {self.total_bias_adds:,}",
             *CONVENTIONS,
         ]
@@ -304,11 +317,22 @@ class LayerTable:
         right = {5, 6, 7}
 
         def line(cells: Sequence[str]) -> str:
-            return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+            return "  ".join(
+                c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            )
 
         rule = "-" * len(line(header))
-        return "\n".join([line(header), rule, *(line(c) for c in body[:-1]), rule, line(body[-1]), "",
-                          *self.summary_lines()])
+        return "\n".join(
+            [
+                line(header),
+                rule,
+                *(line(c) for c in body[:-1]),
+                rule,
+                line(body[-1]),
+                "",
+                *self.summary_lines(),
+            ]
+        )
 
     def __str__(self) -> str:
         return self.to_text()
@@ -323,7 +347,8 @@ def _weights_text(shapes: tuple[tuple[int, ...], ...]) -> str:
 
 
 def layer_table(model: nn.Module, *inputs: Any, **kwargs: Any) -> LayerTable:
-    """Run ``model(*inputs, **kwargs)`` once (eval mode, no grad) and tabulate its conv/linear/RNN/embedding layers.
+    """Run ``model(*inputs, **kwargs)`` once (eval mode, no grad); tabulate its conv/linear/RNN/embedding
+    layers.
 
     The model's training mode is restored afterwards.
     """

@@ -31,7 +31,9 @@ class WeightHistograms(L.Callback):
     def _writers(self, trainer: L.Trainer) -> list:
         writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if not writers and not self._warned:
-            rank_zero_warn("WeightHistograms needs a TensorBoard logger (logger=tensorboard); logging nothing.")
+            rank_zero_warn(
+                "WeightHistograms needs a TensorBoard logger (logger=tensorboard); logging nothing."
+            )
             self._warned = True
         return writers
 

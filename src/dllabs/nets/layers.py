@@ -81,7 +81,9 @@ class Conv2d(RecordingMixin, nn.Module):
         self.output_padding = (0, 0)
         self.transposed = False
         factory = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory))
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory)
+        )
         if bias:
             self.bias = nn.Parameter(torch.empty(out_channels, **factory))
         else:
@@ -124,7 +126,9 @@ class Conv2d(RecordingMixin, nn.Module):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if self.padding_mode == "zeros":
-            output = F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+            output = F.conv2d(
+                input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+            )
         else:
             padded = F.pad(input, self._explicit_padding(), mode=self.padding_mode)
             output = F.conv2d(padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
@@ -132,7 +136,9 @@ class Conv2d(RecordingMixin, nn.Module):
         return output
 
     def extra_repr(self) -> str:
-        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        text = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        )
         if self.padding != (0, 0):
             text += f", padding={self.padding}"
         if self.dilation != (1, 1):
@@ -147,7 +153,7 @@ class Conv2d(RecordingMixin, nn.Module):
 
 
 class Linear(RecordingMixin, nn.Module):
-    """Affine map ``y = x W^T + b`` on ``F.linear`` with the signature and behaviour of ``torch.nn.Linear``."""
+    """Affine map ``y = x W^T + b`` on ``F.linear``, with the signature and behaviour of ``nn.Linear``."""
 
     def __init__(
         self,
@@ -179,4 +185,6 @@ class Linear(RecordingMixin, nn.Module):
         return output
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        )

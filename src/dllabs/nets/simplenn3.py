@@ -55,7 +55,9 @@ class SimpleNN3(nn.Module):
         for index, ((kernel, out_channels, padding), (pool_kernel, pool_stride)) in enumerate(
             zip(CONV_SPECS, POOL_SPECS), start=1
         ):
-            self.add_module(f"conv{index}", conv_cls(channels, out_channels, kernel, padding=padding, bias=conv_bias))
+            self.add_module(
+                f"conv{index}", conv_cls(channels, out_channels, kernel, padding=padding, bias=conv_bias)
+            )
             self.add_module(f"pool{index}", nn.MaxPool2d(pool_kernel, pool_stride))
             channels = out_channels
         side = _feature_size(input_size)
