@@ -15,8 +15,8 @@ def test_one_epoch_on_5k_images_beats_30_percent(shared_data, tmp_path):
     run_train(
         [
             f"data.data_dir={shared_data}", "data.download=false", "data.num_workers=0",
-            "data.train_subset=5000", "trainer.max_epochs=1", "optimizer.lr=0.05",
-            "data.batch_size=64", "trainer.limit_test_batches=10",
+            "data.train_subset=5000", "trainer.max_epochs=1", "optimizer.lr=0.05", "model.net.norm=batchnorm",
+            "data.batch_size=32", "trainer.limit_test_batches=10",
         ],
         tmp_path,
     )

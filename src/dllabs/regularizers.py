@@ -20,27 +20,31 @@ def penalized_parameters(module: nn.Module) -> list[torch.Tensor]:
     return [p for p in module.parameters() if p.requires_grad and p.ndim >= 2]
 
 
-class L1:
+class WeightPenalty:
+    """``strength * sum(term(w))`` over the non-bias weights of a module; subclasses define ``term``."""
+
+    def __init__(self, strength: float) -> None:
+        self.strength = float(strength)
+
+    def term(self, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, module: nn.Module) -> torch.Tensor:
+        params = penalized_parameters(module)
+        if not params or self.strength == 0.0:
+            return torch.zeros(())
+        return self.strength * sum(self.term(p) for p in params)
+
+
+class L1(WeightPenalty):
     """Lasso penalty ``strength * sum |w|`` over non-bias weights."""
 
-    def __init__(self, strength: float) -> None:
-        self.strength = float(strength)
-
-    def __call__(self, module: nn.Module) -> torch.Tensor:
-        params = penalized_parameters(module)
-        if not params or self.strength == 0.0:
-            return torch.zeros(())
-        return self.strength * sum(p.abs().sum() for p in params)
+    def term(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.abs().sum()
 
 
-class L2:
+class L2(WeightPenalty):
     """Ridge penalty ``strength / 2 * sum w^2`` over non-bias weights (coupled weight decay)."""
 
-    def __init__(self, strength: float) -> None:
-        self.strength = float(strength)
-
-    def __call__(self, module: nn.Module) -> torch.Tensor:
-        params = penalized_parameters(module)
-        if not params or self.strength == 0.0:
-            return torch.zeros(())
-        return 0.5 * self.strength * sum(p.pow(2).sum() for p in params)
+    def term(self, weight: torch.Tensor) -> torch.Tensor:
+        return 0.5 * weight.pow(2).sum()

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from dllabs.data.prediction import PredictionData
 from dllabs.data.safe_pickle import load_restricted
 from dllabs.data.sampling import EpochSeededSampler
 from dllabs.data.transforms import cifar_eval_transform, cifar_train_transform
@@ -273,3 +274,11 @@ class CIFAR10DataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
+
+    def prediction_data(self, input: str | None = None, text: str | None = None) -> PredictionData:
+        """Images to predict for ``predict.py``: a CIFAR batch file, an N x 32 x 32 x 3 uint8 .npy, or a folder."""
+        if text is not None or input is None:
+            raise ConfigError("CIFAR-10 predictions need input=<batch file | .npy | image folder>, not text=")
+        from dllabs.data.cifar_inputs import cifar_prediction_data
+
+        return cifar_prediction_data(input, MEAN, STD, classes=CLASSES, batch_size=self.eval_batch_size)
