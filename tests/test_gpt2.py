@@ -71,9 +71,10 @@ def test_perplexity_is_exp_of_the_models_own_mean_loss(tiny):
     assert int(count) == int((batch["labels"][:, 1:] != -100).sum())
     assert math.exp(float(nll / count)) == pytest.approx(math.exp(float(out.loss)), rel=1e-5)
     whole = evaluate(model, dm.val_dataloader())
-    by_hand = [model(**b) for b in dm.val_dataloader()]
+    with torch.no_grad():
+        by_hand = [model(**b) for b in dm.val_dataloader()]
     tokens = [int((b["labels"][:, 1:] != -100).sum()) for b in dm.val_dataloader()]
-    mean = sum(float(o.loss) * n for o, n in zip(by_hand, tokens)) / sum(tokens)
+    mean = sum(float(o.loss.detach()) * n for o, n in zip(by_hand, tokens)) / sum(tokens)
     assert whole["tokens"] == sum(tokens) and whole["ppl"] == pytest.approx(math.exp(mean), rel=1e-5)
 
 
@@ -166,6 +167,15 @@ def test_bad_finetune_settings_are_config_errors(tiny):
         ft.prepare(model, {"method": "lora", "target_modules": ["q_proj"]})
 
 
+def test_block_size_beyond_the_models_context_is_a_config_error(tiny, tmp_path):
+    root, model_dir, _ = tiny
+    task = LanguageModelTask(optimizer=partial(torch.optim.AdamW, lr=1e-3), pretrained=model_dir, local_files_only=True)
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="block_size=128 exceeds the model's context of 64"):
+        trainer.fit(task, datamodule=datamodule(root, model_dir, block_size=128))
+
+
 @pytest.mark.slow
 def test_lora_experiment_runs_end_to_end_and_generates_from_the_run(tiny, tmp_path, capsys):
     from omegaconf import OmegaConf
@@ -202,13 +212,28 @@ def test_random_small_gpt2_with_the_real_tokenizer_learns_real_wikitext(shared_d
     arch = "{model_type:gpt2,n_layer:2,n_head:2,n_embd:64,n_positions:128}"
     run = tmp_path / "real"
     run_train(["experiment=gpt2_full", f"data.data_dir={shared_data}", "data.fraction=0.02", "data.block_size=64",
-               "data.batch_size=4", "data.protocol=packed", "data.splits.train=validation", "data.splits.val=test",
+               "data.batch_size=8", "data.protocol=packed", "data.splits.train=validation", "data.splits.val=test",
                "model.pretrained=null", f"model.architecture={arch}", f"data.tokenizer={tokenizer}",
                "model.local_files_only=true", "model.generation.max_new_tokens=5", "model.export=false",
-               "trainer.max_epochs=2", "optimizer.lr=3e-3", "scheduler.warmup_steps=5"], run)
+               "trainer.max_epochs=2", "trainer.limit_val_batches=3", "trainer.limit_test_batches=3",
+               "optimizer.lr=1e-2", "scheduler.warmup_steps=2"], run)
     record = json.loads((run / "metrics.json").read_text())
     assert record["status"] == "ok", record.get("error")
     ppl = record["results"]["perplexity"]
     assert ppl["val_before"] > 20000  # random weights over GPT-2's 50,257 tokens
-    assert ppl["val_after"] < 0.2 * ppl["val_before"], ppl
+    assert ppl["val_after"] < 0.3 * ppl["val_before"], ppl
+    assert record["metrics"]["test/ppl"] < 0.3 * ppl["val_before"]
     assert record["results"]["data"]["splits"] == {"train": "validation", "val": "test", "test": "test"}
+
+
+@pytest.mark.slow
+def test_generate_script_prints_text_and_reports_a_missing_model(tiny, tmp_path):
+    from tests.conftest import run_cli
+
+    _, model_dir, _ = tiny
+    ok = run_cli(["scripts/generate.py", f"model.pretrained={model_dir}", "model.local_files_only=true",
+                  "prompt=The river", "do_sample=false", "max_new_tokens=4"], env={"HF_HUB_OFFLINE": "1"})
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "--- 'The river'\nThe river" in ok.stdout
+    missing = run_cli(["scripts/generate.py", f"model.pretrained={tmp_path / 'nothing'}"], env={"HF_HUB_OFFLINE": "1"})
+    assert missing.returncode == 2 and "error:" in missing.stderr and "does not exist" in missing.stderr

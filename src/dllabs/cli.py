@@ -59,15 +59,13 @@ def build_task(cfg: DictConfig):
     from dllabs.runs import instantiate_task
 
     task = instantiate_task(cfg)
-    net = getattr(task, "net", None)
-    if net is not None and cfg.get("channels_last"):
-        import torch
+    import torch
 
-        task.net = net.to(memory_format=torch.channels_last)
-    if net is not None and cfg.get("compile"):
-        import torch
-
-        task.net = torch.compile(task.net)
+    attribute = "net" if hasattr(task, "net") else "model" if hasattr(task, "model") else None
+    if attribute and cfg.get("channels_last"):
+        setattr(task, attribute, getattr(task, attribute).to(memory_format=torch.channels_last))
+    if attribute and cfg.get("compile"):
+        setattr(task, attribute, torch.compile(getattr(task, attribute)))
     return task
 
 

@@ -31,7 +31,8 @@ def _how_to_provide(name: str) -> str:
         "then copy DIR to this machine and pass model.pretrained=DIR (a folder with config.json, the weights "
         "and the tokenizer files). For a pipeline check without weights, build a random model instead: "
         "model.pretrained=null 'model.architecture={model_type:gpt2,n_layer:2,n_head:2,n_embd:128}' "
-        "data.tokenizer=<a tokenizer folder>."
+        "data.tokenizer=<a tokenizer folder>. Offline, set HF_HUB_OFFLINE=1 (or model.local_files_only=true) to "
+        "skip the network retries."
     )
 
 
@@ -94,7 +95,14 @@ def load_causal_lm(name: str | None, dtype: str | None = None, local_files_only:
     source = resolve(name, "model", "config.json")
     weights_dtype = torch.float32 if dtype is None else (dtype if dtype == "auto" else getattr(torch, dtype))
     try:
-        return AutoModelForCausalLM.from_pretrained(source, dtype=weights_dtype, local_files_only=local_files_only)
+        return AutoModelForCausalLM.from_pretrained(
+            source,
+            dtype=weights_dtype,
+            local_files_only=local_files_only,
+            # transformers does not pass local_files_only on to its adapter-config lookup: without this an
+            # offline machine waits on network retries before failing
+            adapter_kwargs={"local_files_only": local_files_only},
+        )
     except (OSError, ValueError) as error:
         raise _hub_error(source, "model", error) from error
 

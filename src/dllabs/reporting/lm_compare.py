@@ -89,41 +89,42 @@ def _series(values: Sequence[float] | None, digits: int = 3) -> str:
     return " / ".join(_number(float(v), digits) for v in values or []) or "-"
 
 
+def _cells(run: LMRun) -> dict[str, str]:
+    """One run's column of the table (``-`` where the run did not record a value)."""
+    results = run.results
+    ppl = results.get("perplexity") or {}
+    params = results.get("params") or {}
+    losses = results.get("loss_per_epoch") or {}
+    data = results.get("data") or {}
+    splits = data.get("splits") or {}
+    trainable = params.get("trainable")
+    return {
+        "status": run.status,
+        "fine-tuning": str(results.get("finetune", "-")),
+        "trainable params": "-" if trainable is None
+        else f"{trainable:,} ({params.get('trainable_percent', math.nan):.2f}%)",
+        "total params": _number(params.get("total")),
+        "val ppl before": _number(ppl.get("val_before")),
+        "val ppl after": _number(ppl.get("val_after")),
+        "val ppl best": _number(ppl.get("val_best")),
+        "test ppl (best ckpt)": _number(ppl.get("test")),
+        "test ppl sliding": _number(ppl.get("test_sliding")),
+        "train loss / epoch": _series(losses.get("train")),
+        "val loss / epoch": _series(losses.get("val")),
+        "fit wall time (s)": _number(results.get("fit_wall_time_s"), 1),
+        "run wall time (s)": _number(run.wall_time_s, 1),
+        "train tokens/s": _number(results.get("tokens_per_s"), 0),
+        "incl. padding tokens/s": _number(results.get("padded_tokens_per_s"), 0),
+        "peak memory (MB)": f"{_number(results.get('peak_memory_mb'), 0)} ({results.get('peak_memory_kind', '-')})",
+        "data": "-" if not data else (f"{data.get('protocol')}, block {data.get('block_size')}, fraction "
+                                      f"{data.get('fraction')}, train={splits.get('train')}, val={splits.get('val')}"),
+    }
+
+
 def comparison_rows(runs: Sequence[LMRun]) -> list[tuple[str, list[str]]]:
     """(row name, one cell per run) for the table."""
-
-    def pick(getter) -> list[str]:
-        cells = []
-        for run in runs:
-            try:
-                cells.append(getter(run))
-            except (KeyError, TypeError):
-                cells.append("-")
-        return cells
-
-    r = lambda run: run.results  # noqa: E731
-    ppl = lambda run: run.results["perplexity"]  # noqa: E731
-    return [
-        ("status", pick(lambda run: run.status)),
-        ("fine-tuning", pick(lambda run: r(run)["finetune"])),
-        ("trainable params", pick(lambda run: f"{r(run)['params']['trainable']:,} "
-                                              f"({r(run)['params']['trainable_percent']:.2f}%)")),
-        ("total params", pick(lambda run: _number(r(run)["params"]["total"]))),
-        ("val ppl before", pick(lambda run: _number(ppl(run)["val_before"]))),
-        ("val ppl after", pick(lambda run: _number(ppl(run)["val_after"]))),
-        ("val ppl best", pick(lambda run: _number(ppl(run)["val_best"]))),
-        ("test ppl (best ckpt)", pick(lambda run: _number(ppl(run)["test"]))),
-        ("test ppl sliding", pick(lambda run: _number(ppl(run)["test_sliding"]))),
-        ("train loss / epoch", pick(lambda run: _series(r(run)["loss_per_epoch"]["train"]))),
-        ("val loss / epoch", pick(lambda run: _series(r(run)["loss_per_epoch"]["val"]))),
-        ("fit wall time (s)", pick(lambda run: _number(r(run)["fit_wall_time_s"], 1))),
-        ("run wall time (s)", pick(lambda run: _number(run.wall_time_s, 1))),
-        ("train tokens/s", pick(lambda run: _number(r(run)["tokens_per_s"], 0))),
-        ("incl. padding tokens/s", pick(lambda run: _number(r(run)["padded_tokens_per_s"], 0))),
-        ("peak memory (MB)", pick(lambda run: f"{_number(r(run)['peak_memory_mb'], 0)} ({r(run)['peak_memory_kind']})")),
-        ("data", pick(lambda run: "{protocol}, block {block_size}, fraction {fraction}, train={train}, val={val}".format(
-            train=r(run)["data"]["splits"]["train"], val=r(run)["data"]["splits"]["val"], **r(run)["data"]))),
-    ]
+    columns = [_cells(run) for run in runs]
+    return [(name, [column[name] for column in columns]) for name in columns[0]] if columns else []
 
 
 def format_table(runs: Sequence[LMRun]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import resource
 import time
@@ -200,12 +201,21 @@ class LanguageModelTask(BaseTask):
         if datamodule is None:
             log.warning("no datamodule attached: perplexity before training is not measured")
             return
-        result = evaluate(self.model, datamodule.val_dataloader(), self.device, self._autocast())
+        loader = datamodule.val_dataloader()
+        result = evaluate(self.model, self._limit_val_batches(loader), self.device, self._autocast())
         self.record["val_before"] = result["ppl"]
         log.info("validation perplexity before training: %.3f (%d tokens)", result["ppl"], result["tokens"])
         for logger in self.loggers:
             logger.log_metrics({"val/ppl": result["ppl"], "val/loss": result["nll_sum"] / max(1, result["tokens"])},
                                step=0)
+
+    def _limit_val_batches(self, loader: Any) -> Any:
+        """The batches the trainer's validation sees too (``trainer.limit_val_batches``), so before/after compare."""
+        limit = self.trainer.limit_val_batches
+        if limit is None or (isinstance(limit, float) and limit >= 1.0):
+            return loader
+        count = int(limit) if isinstance(limit, int) else max(1, int(len(loader) * limit))
+        return itertools.islice(loader, count)
 
     def on_train_batch_start(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         self._batch_started = time.perf_counter()
