@@ -120,13 +120,6 @@ def train(cfg: DictConfig) -> float | None:
 
     Returns the best epoch's ``cfg.optimized_metric`` (for sweepers), NaN for a diverged run.
     """
-    import lightning as L
-
-    from dllabs.callbacks.divergence import DivergenceGuard
-    from dllabs.callbacks.history import MetricHistory
-    from dllabs.reporting.curves import plot_history
-    from dllabs.runs import load_task_weights, read_checkpoint
-
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = output_dir / "metrics.json"
@@ -134,62 +127,118 @@ def train(cfg: DictConfig) -> float | None:
         previous = json.loads(metrics_file.read_text())
         if previous.get("status") in ("ok", "diverged"):
             log.info("%s already finished (%s); not training it again", output_dir, previous["status"])
-            return previous.get("metrics", {}).get(cfg.get("optimized_metric"))
+            return _returned_metric(previous, cfg)
+
+    from dllabs.callbacks.history import MetricHistory
 
     _route_lightning_logs_through_hydra()
-    started = time.time()
-    record: dict[str, Any] = {"status": "running", "output_dir": str(output_dir)}
-    trainer = task = None
-    history = MetricHistory()
+    run = _Run(cfg, output_dir, MetricHistory())
     try:
+        run.fit()
+        run.test()
+    except TrainingDiverged as err:
+        run.diverged(err)
+    except BaseException as err:
+        run.record.update(status="failed", error=f"{type(err).__name__}: {err}")
+        run.finish(metrics_file)
+        raise
+    return _returned_metric(run.finish(metrics_file), cfg)
+
+
+def _returned_metric(record: dict[str, Any], cfg: DictConfig) -> float | None:
+    if record.get("status") != "ok":
+        return float("nan")
+    if record.get("best_score") is not None:
+        return record["best_score"]
+    return record.get("metrics", {}).get(cfg.get("optimized_metric"))
+
+
+class _Run:
+    """The objects of one training run and the record that becomes its ``metrics.json``."""
+
+    def __init__(self, cfg: DictConfig, output_dir: Path, history) -> None:
+        self.cfg = cfg
+        self.output_dir = output_dir
+        self.history = history
+        self.started = time.time()
+        self.record: dict[str, Any] = {"status": "running", "output_dir": str(output_dir)}
+        self.trainer = self.task = self.datamodule = None
+
+    def fit(self) -> None:
+        import lightning as L
+
+        from dllabs.runs import check_state_dict_fits, load_task_weights, read_checkpoint
+
+        cfg = self.cfg
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule = instantiate(cfg.data)
-        task = build_task(cfg)
-        callbacks = [*_instantiate_dict(cfg.get("callbacks")), history]
+        self.datamodule = instantiate(cfg.data)
+        self.task = build_task(cfg)
+        callbacks = [*_instantiate_dict(cfg.get("callbacks")), self.history]
         loggers = _instantiate_dict(cfg.get("logger"))
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(output_dir))
+        self.trainer = instantiate(
+            cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(self.output_dir)
+        )
         resolved = OmegaConf.to_container(cfg, resolve=True)
         for logger in loggers:
             logger.log_hyperparams(_flatten({k: v for k, v in resolved.items() if k != "hydra"}))
-
-        ckpt_path = _resolve_ckpt_path(cfg, output_dir)
+        ckpt_path = _resolve_ckpt_path(cfg, self.output_dir)
         if ckpt_path:
-            from dllabs.runs import check_state_dict_fits
-
-            check_state_dict_fits(task, read_checkpoint(ckpt_path)["state_dict"], ckpt_path)
+            check_state_dict_fits(self.task, read_checkpoint(ckpt_path)["state_dict"], ckpt_path)
         if cfg.get("train", True):
-            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
-            record["fit_metrics"] = _plain_metrics(dict(trainer.callback_metrics))
+            self.trainer.fit(self.task, datamodule=self.datamodule, ckpt_path=ckpt_path)
+            self.record["fit_metrics"] = _plain_metrics(dict(self.trainer.callback_metrics))
         elif ckpt_path:
-            load_task_weights(task, ckpt_path)
-        record["status"] = "ok"
-    except TrainingDiverged as err:
-        log.warning("run diverged: %s", err)
-        record.update(status="diverged", error=str(err))
-        guard = next((c for c in trainer.callbacks if isinstance(c, DivergenceGuard)), None) if trainer else None
-        if guard is not None and guard.diverged_at is not None:
-            history.epochs.append({"epoch": guard.diverged_at["epoch"], "train/loss": guard.diverged_at["loss"]})
-    except BaseException as err:
-        record.update(status="failed", error=f"{type(err).__name__}: {err}")
-        _finish(record, cfg, trainer, task, history, started, metrics_file)
-        raise
+            load_task_weights(self.task, ckpt_path)
+        self.record["status"] = "ok"
 
-    if record["status"] == "ok" and cfg.get("test", True) and trainer is not None:
-        best = _best_model_path(trainer)
-        try:
-            trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        except BaseException as err:
-            record.update(status="failed", error=f"test: {type(err).__name__}: {err}")
-            _finish(record, cfg, trainer, task, history, started, metrics_file)
-            raise
-    payload = _finish(record, cfg, trainer, task, history, started, metrics_file)
-    if history.epochs:
-        plot_history(history.epochs, output_dir / "curves.png", title=str(cfg.get("experiment_name") or cfg.task_name))
-    if record["status"] != "ok":
-        return float("nan")
-    if payload["best_score"] is not None:
-        return payload["best_score"]
-    return payload["metrics"].get(cfg.get("optimized_metric"))
+    def test(self) -> None:
+        """Test the best checkpoint (the current weights when there is none)."""
+        if not self.cfg.get("test", True):
+            return
+        best = _best_model_path(self.trainer)
+        self.trainer.test(self.task, datamodule=self.datamodule, ckpt_path=best or None, weights_only=True)
+
+    def diverged(self, err: TrainingDiverged) -> None:
+        from dllabs.callbacks.divergence import DivergenceGuard
+
+        log.warning("run diverged: %s", err)
+        self.record.update(status="diverged", error=str(err))
+        callbacks = self.trainer.callbacks if self.trainer is not None else []
+        guard = next((c for c in callbacks if isinstance(c, DivergenceGuard)), None)
+        if guard is not None and guard.diverged_at is not None:
+            self.history.epochs.append({"epoch": guard.diverged_at["epoch"], "train/loss": guard.diverged_at["loss"]})
+
+    def finish(self, metrics_file: Path) -> dict[str, Any]:
+        """Write ``metrics.json`` (and the curves figure) from whatever the run got to."""
+        from dllabs.reporting.curves import plot_history
+
+        record, cfg, trainer = self.record, self.cfg, self.trainer
+        metrics = dict(record.pop("fit_metrics", {}))
+        if trainer is not None:
+            metrics.update(_plain_metrics(dict(trainer.callback_metrics)))
+        monitor = cfg.get("optimized_metric")
+        best_epoch, best_score = _best_epoch(self.history.epochs, monitor, cfg.get("monitor_mode", "max"))
+        record.update(
+            metrics=metrics,
+            optimized_metric=monitor,
+            best_epoch=best_epoch,
+            best_score=best_score,
+            best_checkpoint=_best_model_path(trainer) if trainer is not None else None,
+            epochs_completed=len(self.history.epochs),
+            wall_time_s=round(time.time() - self.started, 3),
+            history=self.history.epochs,
+        )
+        results = getattr(self.task, "run_results", None)
+        if callable(results):
+            try:
+                record["results"] = results()
+            except Exception as err:  # noqa: BLE001 - a broken summary must not lose the run's record
+                log.warning("could not collect run results: %s", err)
+        write_json_atomic(metrics_file, record)
+        if self.history.epochs:
+            plot_history(self.history.epochs, self.output_dir / "curves.png", title=str(cfg.task_name))
+        log.info("status %s; metrics written to %s", record["status"], metrics_file)
+        return record
 
 
 def _route_lightning_logs_through_hydra() -> None:
@@ -207,39 +256,17 @@ def _best_model_path(trainer) -> str | None:
     return path or None
 
 
-def _finish(record, cfg, trainer, task, history, started, metrics_file) -> dict[str, Any]:
-    """Assemble and write ``metrics.json`` from whatever the run got to."""
-    metrics = dict(record.pop("fit_metrics", {}))
-    if trainer is not None:
-        metrics.update(_plain_metrics(dict(trainer.callback_metrics)))
-    monitor = cfg.get("optimized_metric")
-    best_epoch, best_score = _best_epoch(history.epochs, monitor, cfg.get("monitor_mode", "max"))
-    record.update(
-        metrics=metrics,
-        optimized_metric=monitor,
-        best_epoch=best_epoch,
-        best_score=best_score,
-        best_checkpoint=_best_model_path(trainer) if trainer is not None else None,
-        epochs_completed=len(history.epochs),
-        wall_time_s=round(time.time() - started, 3),
-        history=history.epochs,
-    )
-    results = getattr(task, "run_results", None)
-    if callable(results):
-        try:
-            record["results"] = results()
-        except Exception as err:
-            log.warning("could not collect run results: %s", err)
-    write_json_atomic(metrics_file, record)
-    log.info("status %s; metrics written to %s", record["status"], metrics_file)
-    return record
-
-
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Rebuild the run in ``cfg.run_dir`` from its own config and evaluate its best checkpoint."""
     import lightning as L
 
-    from dllabs.runs import best_checkpoint, instantiate_datamodule, instantiate_task, load_run_config, load_task_weights
+    from dllabs.runs import (
+        best_checkpoint,
+        instantiate_datamodule,
+        instantiate_task,
+        load_run_config,
+        load_task_weights,
+    )
 
     if not cfg.get("run_dir"):
         raise ConfigError("eval.py needs run_dir=<a run folder made by train.py>")
