@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-fast bench lint clean
+.PHONY: train test test-fast bench reproduce analyze lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)  ## speed against baselines; tables printed, JSON in benchmarks/results/
 	$(PY) benchmarks/run_all.py $(ARGS)
+
+reproduce: $(STAMP)  ## a lab's whole study: make reproduce LAB=lms  (ARGS="--dry-run" or ARGS="-- trainer=gpu")
+	$(PY) scripts/reproduce.py $(LAB) $(ARGS)
+
+analyze: $(STAMP)  ## layer table + histograms of a model: make analyze ARGS="model=resnet20"
+	$(PY) scripts/analyze.py $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests scripts benchmarks

@@ -234,11 +234,21 @@ class _Run:
                 record["results"] = results()
             except Exception as err:  # noqa: BLE001 - a broken summary must not lose the run's record
                 log.warning("could not collect run results: %s", err)
-        write_json_atomic(metrics_file, record)
-        if self.history.epochs:
-            plot_history(self.history.epochs, self.output_dir / "curves.png", title=str(cfg.task_name))
-        log.info("status %s; metrics written to %s", record["status"], metrics_file)
+        if _is_global_zero(trainer):
+            write_json_atomic(metrics_file, record)
+            if self.history.epochs:
+                plot_history(self.history.epochs, self.output_dir / "curves.png", title=str(cfg.task_name))
+            log.info("status %s; metrics written to %s", record["status"], metrics_file)
         return record
+
+
+def _is_global_zero(trainer) -> bool:
+    """Only rank 0 writes the run's files: under trainer=ddp every rank runs ``train`` to the end."""
+    if trainer is not None:
+        return trainer.is_global_zero
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def _route_lightning_logs_through_hydra() -> None:

@@ -31,7 +31,10 @@ class DivergenceGuard(L.Callback):
         if loss is None:
             return
         value = float(loss.detach())
-        if math.isfinite(value) and value <= self.max_loss:
+        bad = not (math.isfinite(value) and value <= self.max_loss)
+        if trainer.world_size > 1:
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
             return
         self.diverged_at = {"epoch": trainer.current_epoch, "step": trainer.global_step, "loss": value}
         raise TrainingDiverged(

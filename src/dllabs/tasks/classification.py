@@ -49,10 +49,10 @@ class ClassificationTask(BaseTask):
         loss = data_loss + penalty
         self.train_acc(logits, target)
         size = target.shape[0]
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
         if self.regularizer is not None:
-            self.log("train/penalty", penalty, on_step=False, on_epoch=True, batch_size=size)
+            self.log("train/penalty", penalty, on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:

@@ -1,0 +1,184 @@
+"""Reproduce one lab's whole study end to end: its runs, its sweeps and its reports, in fixed folders.
+
+    python scripts/reproduce.py LAB [--dry-run] [--force] [--only STEP ...] [-- EXTRA OVERRIDES]
+    make reproduce LAB=resnet20 ARGS="-- trainer=gpu"
+
+LAB is one of: lms, layers, simplenn, robust, resnet20, imdb, gpt2 (``--list`` shows each lab's steps).
+Everything lands under ``outputs/reproduce/<lab>/<step>/``; ``outputs/reproduce/<lab>/reproduce.json`` records
+each step's command, exit status and time. Run it again after an interruption: finished steps are skipped
+(``--force`` redoes them) and training steps resume from their last checkpoint (``ckpt_path=last``).
+Overrides after ``--`` go to every train.py command (e.g. ``trainer=gpu``, ``trainer.precision=bf16-mixed``,
+``hydra/launcher=slurm`` to send the sweeps to a cluster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = Path("outputs") / "reproduce"
+
+
+@dataclass
+class Step:
+    """One command of a lab's study. ``{dir}`` in ``argv`` is this step's folder, ``{lab}`` the lab's folder."""
+
+    name: str
+    argv: list[str]
+    kind: str = "run"  # run (train.py), sweep (train.py -m), report (a script)
+    needs: list[str] = field(default_factory=list)
+
+    def command(self, lab_dir: Path, extra: list[str]) -> list[str]:
+        step_dir = lab_dir / self.name
+        argv = [a.format(dir=step_dir, lab=lab_dir) for a in self.argv]
+        if self.kind == "run":
+            resume = ["ckpt_path=last"] if (ROOT / step_dir / "checkpoints" / "last.ckpt").exists() else []
+            argv += [f"hydra.run.dir={step_dir}", *resume, *extra]
+        elif self.kind == "sweep":
+            argv += [f"hydra.sweep.dir={step_dir}", "ckpt_path=last", *extra]
+        return [sys.executable, *argv]
+
+
+def run(name: str, *overrides: str) -> Step:
+    return Step(name, ["train.py", *overrides], "run")
+
+
+def sweep(name: str, *overrides: str) -> Step:
+    return Step(name, ["train.py", "-m", *overrides], "sweep")
+
+
+def report(name: str, *argv: str, needs: list[str]) -> Step:
+    return Step(name, list(argv), "report", needs)
+
+
+LABS: dict[str, list[Step]] = {
+    "lms": [  # SPEC lab 1
+        run("reference", "experiment=lms"),
+        sweep("rates", "experiment=lms", "sweep=lms_rates"),
+        report("rates_report", "scripts/lms_report.py", "{lab}/rates", needs=["rates"]),
+    ],
+    "layers": [  # SPEC lab 2
+        Step("simplenn3", ["scripts/analyze.py", "hydra.run.dir={dir}"], "report"),
+        Step("resnet20", ["scripts/analyze.py", "model=resnet20", "hydra.run.dir={dir}"], "report"),
+    ],
+    "simplenn": [  # SPEC lab 3
+        run("fixed_lr", "experiment=simplenn_cifar10"),
+        run("step_decay", "experiment=simplenn_cifar10_decay"),
+        sweep("schedule", "experiment=simplenn_cifar10", "sweep=simplenn_schedule"),
+        report("schedule_report", "scripts/report.py", "{lab}/schedule", needs=["schedule"]),
+    ],
+    "robust": [  # SPEC lab 4
+        sweep("augment", "experiment=simplenn_cifar10", "sweep=robust_augment"),
+        sweep("batchnorm", "experiment=simplenn_cifar10", "data.augment=crop_flip", "sweep=robust_batchnorm"),
+        sweep(
+            "activation", "experiment=simplenn_cifar10", "data.augment=crop_flip", "model.net.norm=batchnorm",
+            "sweep=robust_activation",
+        ),
+        run("best", "experiment=simplenn_robust"),
+        sweep("lr", "experiment=simplenn_robust", "scheduler=constant", "sweep=robust_lr"),
+        sweep("l2", "experiment=simplenn_robust", "sweep=robust_l2"),
+        sweep("l1_vs_l2", "experiment=simplenn_robust", "sweep=robust_l1_vs_l2"),
+        *(
+            report(f"{name}_report", "scripts/report.py", f"{{lab}}/{name}", needs=[name])
+            for name in ("augment", "batchnorm", "activation", "lr", "l2", "l1_vs_l2")
+        ),
+        report(
+            "l1_vs_l2_weights", "scripts/compare_weights.py", "{lab}/l1_vs_l2/0", "{lab}/l1_vs_l2/1",
+            "--labels", "L1", "L2", "--out", "{lab}/l1_vs_l2/weights.png", needs=["l1_vs_l2"],
+        ),
+    ],
+    "resnet20": [  # SPEC lab 5
+        run("reference", "experiment=resnet20"),
+        Step(
+            "predictions",
+            ["predict.py", "run_dir={lab}/reference", "input=${{paths.data_dir}}/cifar-10-batches-py/test_batch",
+             "hydra.run.dir={dir}"],
+            "report", ["reference"],
+        ),
+    ],
+    "imdb": [  # SPEC lab 6
+        run("reference", "experiment=lstm_imdb"),
+        run("strong", "experiment=lstm_imdb_strong"),
+        report("reference_report", "scripts/sentiment_report.py", "{lab}/reference", needs=["reference"]),
+        report("strong_report", "scripts/sentiment_report.py", "{lab}/strong", needs=["strong"]),
+    ],
+    "gpt2": [  # SPEC lab 7
+        sweep("full_vs_lora", "experiment=gpt2_full", "sweep=gpt2_finetune"),
+        report("compare", "scripts/compare_lm.py", "{lab}/full_vs_lora", needs=["full_vs_lora"]),
+    ],
+}
+
+
+def _load_state(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("lab", nargs="?", choices=sorted(LABS), help="which lab's study")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--force", action="store_true", help="redo steps that finished before")
+    parser.add_argument("--only", nargs="+", metavar="STEP", help="run only these steps")
+    parser.add_argument("--list", action="store_true", help="list every lab's steps")
+    args = parser.parse_args(argv)
+    if args.list or not args.lab:
+        for lab, steps in LABS.items():
+            print(f"{lab}: {', '.join(step.name for step in steps)}")
+        return 0 if args.list else 2
+
+    steps = LABS[args.lab]
+    unknown = set(args.only or []) - {step.name for step in steps}
+    if unknown:
+        print(f"error: {args.lab} has no step {', '.join(sorted(unknown))}; steps: "
+              f"{', '.join(s.name for s in steps)}", file=sys.stderr)
+        return 2
+    lab_dir = OUT / args.lab
+    state_file = ROOT / lab_dir / "reproduce.json"
+    state = _load_state(state_file)
+    failed: list[str] = []
+    for step in steps:
+        if args.only and step.name not in args.only:
+            continue
+        command = step.command(lab_dir, extra if step.kind != "report" else [])
+        printable = shlex.join(["python", *command[1:]])
+        if args.dry_run:
+            print(printable)
+            continue
+        if state.get(step.name, {}).get("status") == "ok" and not args.force:
+            print(f"[{args.lab}] {step.name}: done before, skipped (--force redoes it)")
+            continue
+        blocked = [need for need in step.needs if need in failed]
+        if blocked:
+            print(f"[{args.lab}] {step.name}: skipped, needs {', '.join(blocked)} which failed")
+            failed.append(step.name)
+            continue
+        print(f"[{args.lab}] {step.name}: {printable}", flush=True)
+        started = time.time()
+        returncode = subprocess.run(command, cwd=ROOT, check=False).returncode
+        state[step.name] = {
+            "command": printable, "status": "ok" if returncode == 0 else "failed", "returncode": returncode,
+            "seconds": round(time.time() - started, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(json.dumps(state, indent=2))
+        if returncode != 0:
+            failed.append(step.name)
+            print(f"[{args.lab}] {step.name} failed (exit {returncode}); the steps that do not need it go on")
+    if not args.dry_run:
+        print(f"[{args.lab}] {'failed: ' + ', '.join(failed) if failed else 'all steps done'}; "
+              f"results in {lab_dir}/ (log: {state_file.relative_to(ROOT)})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""dllabs' Optuna sweeper: the hydra-optuna-sweeper plugin made resumable and tolerant of failed trials."""

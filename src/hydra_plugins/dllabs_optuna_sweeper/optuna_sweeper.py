@@ -1,0 +1,158 @@
+"""A resumable Optuna sweeper on top of hydra-optuna-sweeper, for which a crashed or diverged trial is one failed trial.
+
+hydra-optuna-sweeper 1.3 alone stops the whole study when a job returns NaN (Optuna rejects the value and the
+plugin then tells the trial twice) and, with its default ``max_failure_rate: 0``, at the first job that raises.
+This subclass (selected with ``hydra.sweeper._target_``, see ``conf/sweep/optuna_*.yaml``):
+
+- turns a non-finite return value (a diverged run) into a failed job, so Optuna records the trial as FAIL;
+- with ``storage`` set, resumes the named study: trials left RUNNING by a killed sweep become FAIL, only the
+  trials still missing from ``n_trials`` run, and run folder N is Optuna trial N;
+- creates the folder of a ``sqlite:///`` storage, writes ``trials.csv`` (every trial's state, value, params)
+  next to the plugin's ``optimization_results.yaml``, and says clearly when no trial completed.
+
+Hydra imports this module at every start-up to discover plugins: keep its imports light (Optuna is lazy).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import HydraContext, TaskFunction
+from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class TrialDiverged(RuntimeError):
+    """A job finished but returned a non-finite objective (its run diverged)."""
+
+
+def _non_finite(value: Any) -> bool:
+    try:
+        values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
+    except (TypeError, ValueError):
+        return False
+    return any(not math.isfinite(v) for v in values)
+
+
+class _DivergedAsFailed:
+    """Wraps a Hydra launcher: a job that returned NaN/inf comes back as a failed job."""
+
+    def __init__(self, launcher: Any) -> None:
+        self._launcher = launcher
+
+    def launch(self, job_overrides: Any, initial_job_idx: int) -> list[JobReturn]:
+        returns = self._launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
+        for ret in returns:
+            if ret.status == JobStatus.COMPLETED and _non_finite(ret._return_value):
+                where = _run_folder(ret)
+                ret._return_value = TrialDiverged(
+                    f"the run returned {ret._return_value} (diverged); see {where}/metrics.json. "
+                    f"Overrides: {' '.join(ret.overrides or [])}"
+                )
+                ret.status = JobStatus.FAILED
+        return returns
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._launcher, name)
+
+
+def _run_folder(ret: JobReturn) -> str:
+    output_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg is not None else None
+    return str(output_dir or "its run folder")
+
+
+def _ensure_sqlite_folder(storage: Any) -> None:
+    if isinstance(storage, str) and storage.startswith("sqlite:///"):
+        Path(storage.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+class ResumableOptunaSweeper(OptunaSweeper):
+    """``OptunaSweeper`` with resume, non-finite results as failed trials and a trials table."""
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.sweeper.launcher = _DivergedAsFailed(self.sweeper.launcher)
+
+    def sweep(self, arguments: list[str]) -> None:
+        impl = self.sweeper
+        _ensure_sqlite_folder(impl.storage)
+        requested = impl.n_trials
+        already = self._resume(impl)
+        impl.n_trials = max(0, requested - already)
+        if already:
+            log.info("Resuming study %s: %d of %d trials done, %d to run", impl.study_name, already, requested, impl.n_trials)
+        try:
+            impl.sweep(arguments)
+        except ValueError as err:
+            if "No trials are completed yet" not in str(err):
+                raise
+        except RuntimeError as err:
+            # GridSampler stops the study from inside `tell` after the last grid point; when that trial failed
+            # the plugin does not expect it. The trial's state is stored by then: only the summary is missing.
+            if "Study.stop" not in str(err):
+                raise
+        finally:
+            impl.n_trials = requested
+        self._summarise(impl)
+
+    @staticmethod
+    def _load_study(impl: Any) -> Any:
+        import optuna
+
+        if impl.storage is None:
+            return None
+        try:
+            return optuna.load_study(study_name=impl.study_name, storage=impl.storage, sampler=None)
+        except KeyError:
+            return None
+
+    def _resume(self, impl: Any) -> int:
+        """Fail trials a killed sweep left running; continue job numbers at the trial count."""
+        from optuna.trial import TrialState
+
+        study = self._load_study(impl)
+        if study is None:
+            return 0
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            log.warning("trial %d was left %s by an interrupted sweep; marking it failed", trial.number, trial.state.name)
+            study.tell(trial.number, state=TrialState.FAIL)
+        trials = study.get_trials(deepcopy=False)
+        impl.job_idx = len(trials)
+        return len(trials)
+
+    def _summarise(self, impl: Any) -> None:
+        """Write trials.csv and optimization_results.yaml (best params/value, trial counts) into the sweep folder."""
+        from optuna.trial import TrialState
+
+        study = self._load_study(impl)
+        if study is None:
+            return
+        folder = Path(impl.sweep_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "duration"))
+        frame.to_csv(folder / "trials.csv", index=False)
+        counts = {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,))) for state in TrialState}
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        summary: dict[str, Any] = {"name": "optuna", "study_name": study.study_name, "trials": counts}
+        if complete and len(study.directions) == 1:
+            best = study.best_trial
+            summary.update(
+                best_trial=best.number, best_params=best.params, best_value=best.value,
+                best_run_dir=str(folder / str(best.number)),
+            )
+            log.info("Best trial %d: value %s, params %s", best.number, best.value, best.params)
+        OmegaConf.save(OmegaConf.create(summary), folder / "optimization_results.yaml")
+        log.info("%s trials of study %s in %s (trials.csv, optimization_results.yaml)", counts, study.study_name, folder)
+        if not complete:
+            from dllabs.errors import DllabsError
+
+            raise DllabsError(
+                f"no trial of study {study.study_name!r} completed (all failed or diverged); see "
+                f"{folder}/trials.csv and each run folder's metrics.json, then narrow the search space"
+            )
