@@ -34,7 +34,7 @@ def test_split_is_seeded_disjoint_and_normalised(cifar_fixture):
     again = CIFAR10DataModule(_root(cifar_fixture), val_size=50, num_workers=0, download=False)
     again.setup("fit")
     assert torch.equal(again.splits["val"][0], val_images)
-    x, y = next(iter(dm.val_dataloader()))
+    x, _ = next(iter(dm.val_dataloader()))
     assert x.dtype == torch.float32 and x.shape == (50, 3, 32, 32)
     expected = (val_images[:50].float() / 255 - torch.tensor(cifar.MEAN)[:, None, None]) / torch.tensor(cifar.STD)[:, None, None]
     assert torch.allclose(x, expected, atol=1e-5)

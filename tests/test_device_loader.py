@@ -1,5 +1,6 @@
 """DeviceLoader: same augmentation as torchvision v2, deterministic per epoch, exact under Lightning resume."""
 
+import json
 from pathlib import Path
 
 import lightning as L
@@ -9,6 +10,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from dllabs.data.device_loader import DeviceLoader, crop_flip
 from dllabs.errors import ConfigError
+from tests.conftest import run_train
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -186,3 +188,28 @@ def test_lightning_sets_the_epoch_and_resume_is_exact(tmp_path):
     checkpoint = next((tmp_path / "part").rglob("*.ckpt"))
     resumed = fit(3, tmp_path / "part", ckpt_path=checkpoint).seen
     assert resumed == full[3:]
+
+
+@pytest.mark.parametrize("loader", ["standard", "device"])
+def test_both_loader_paths_train_the_fixture(loader, cifar_fixture, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        metric, _ = run_train(
+            [
+                *cifar_fixture,
+                f"data.loader={loader}",
+                "data.augment=crop_flip",
+                "model.net.norm=batchnorm",
+                "trainer.max_epochs=8",
+                "optimizer.lr=0.05",
+                "data.batch_size=16",
+                "logger=csv",
+            ],
+            tmp_path,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "ok"
+    assert metric > 0.5, f"{loader} loader: val accuracy {metric} not well above chance (0.1)"

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +37,7 @@ def test_truncated_batch_is_reported(cifar_fixture, tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     for name in os.listdir(f"{source}/cifar-10-batches-py"):
-        data = open(f"{source}/cifar-10-batches-py/{name}", "rb").read()
+        data = (Path(source) / "cifar-10-batches-py" / name).read_bytes()
         (folder / name).write_bytes(data[: len(data) // 2] if name == "data_batch_3" else data)
     with pytest.raises(CorruptDataError, match="data_batch_3 is not a valid CIFAR-10 batch"):
         CIFAR10Dataset(tmp_path, train=True)

@@ -1,5 +1,6 @@
 """Schedules and regularisers."""
 
+import itertools
 import math
 
 import pytest
@@ -41,7 +42,7 @@ def test_multistep_at_half_and_three_quarters():
 def test_cosine_and_linear_end_near_zero():
     cos = _lrs(schedules.cosine, 100)
     lin = _lrs(schedules.linear, 100, warmup_steps=10)
-    assert cos[0] == 1.0 and cos[-1] < 0.01 and all(a >= b for a, b in zip(cos, cos[1:]))
+    assert cos[0] == 1.0 and cos[-1] < 0.01 and all(a >= b for a, b in itertools.pairwise(cos))
     assert lin[10] == 1.0 and math.isclose(lin[55], 0.5) and lin[-1] < 0.02
 
 

@@ -65,7 +65,7 @@ def build_task(cfg: DictConfig):
     if attribute and cfg.get("channels_last"):
         setattr(task, attribute, getattr(task, attribute).to(memory_format=torch.channels_last))
     if attribute and cfg.get("compile"):
-        setattr(task, attribute, torch.compile(getattr(task, attribute)))
+        getattr(task, attribute).compile()  # in place: checkpoints keep the plain parameter names
     return task
 
 
@@ -284,7 +284,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate_datamodule(run_cfg)
     task = instantiate_task(run_cfg)
     ckpt = Path(cfg.ckpt) if cfg.get("ckpt") else best_checkpoint(cfg.run_dir)
-    load_task_weights(task, ckpt)
+    checkpoint = load_task_weights(task, ckpt)
+    datamodule_state = checkpoint.get(type(datamodule).__qualname__)
+    if datamodule_state:
+        datamodule.load_state_dict(datamodule_state)
     trainer = L.Trainer(
         accelerator=cfg.get("accelerator", "auto"), devices=1, logger=False, enable_progress_bar=False,
         default_root_dir=cfg.paths.output_dir,
@@ -299,7 +302,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def _main(task_function: Callable[[DictConfig], Any], config_name: str) -> None:
+def hydra_main(task_function: Callable[[DictConfig], Any], config_name: str) -> None:
     """Run ``task_function`` under Hydra; user errors print one line and exit 2 (the rest of a sweep still runs)."""
 
     def guarded(cfg: DictConfig) -> Any:
@@ -317,8 +320,9 @@ def _main(task_function: Callable[[DictConfig], Any], config_name: str) -> None:
 
 
 def train_main() -> None:
-    _main(train, "train")
+    hydra_main(train, "train")
 
 
 def eval_main() -> None:
-    _main(evaluate, "eval")
+    hydra_main(evaluate, "eval")
+

@@ -145,6 +145,6 @@ def generate_from_config(cfg: Any) -> list[dict[str, str]]:
 
 
 def generate_main() -> None:
-    from dllabs.cli import _main
+    from dllabs.cli import hydra_main
 
-    _main(generate_from_config, "generate")
+    hydra_main(generate_from_config, "generate")

@@ -227,6 +227,6 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
 
 def main() -> None:
-    from dllabs.cli import _main
+    from dllabs.cli import hydra_main
 
-    _main(predict, "predict")
+    hydra_main(predict, "predict")

@@ -57,7 +57,7 @@ def multistep(
     """Multiply by ``gamma`` at each milestone, given as a fraction of the whole run (0.5 = half-way)."""
     if any(not 0.0 < m < 1.0 for m in milestones):
         raise ValueError(f"milestones are fractions of the run in (0, 1), got {list(milestones)}")
-    at = sorted(int(round(m * total_steps)) for m in milestones)
+    at = sorted(round(m * total_steps) for m in milestones)
     return _lambda(optimizer, lambda s: gamma ** sum(s >= m for m in at), warmup_steps)
 
 

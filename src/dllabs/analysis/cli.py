@@ -193,6 +193,6 @@ def _histograms(cfg: DictConfig, net: nn.Module, inputs: list[torch.Tensor], out
 
 
 def analyze_main() -> None:
-    from dllabs.cli import _main
+    from dllabs.cli import hydra_main
 
-    _main(analyze, "analyze")
+    hydra_main(analyze, "analyze")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 
@@ -12,7 +10,7 @@ def _plain(value: object) -> float | None:
     if isinstance(value, torch.Tensor):
         value = value.detach().float().item() if value.numel() == 1 else None
     if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(float(value)) else float(value)
+        return float(value)  # NaN/inf kept on purpose: a diverging run must show it
     return None
 
 

@@ -251,6 +251,7 @@ class CIFAR10DataModule(L.LightningDataModule):
                 device=self.device,
                 seed=self.seed,
                 drop_last=False,
+                channels_last=self.channels_last,
             )
         transform = cifar_train_transform(self.augment, MEAN, STD) if train else cifar_eval_transform(MEAN, STD)
         dataset = ImageTensorDataset(images, labels, transform)

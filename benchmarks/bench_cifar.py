@@ -1,0 +1,336 @@
+"""CIFAR-10 speed: the standard DataLoader path vs the device-resident loader, and training throughput of
+ResNet-20 / SimpleNN in the framework (Lightning Trainer + ClassificationTask) vs a plain PyTorch loop.
+
+Both training measurements run in the same process on the same batches (the device loader's), the same net,
+optimiser (SGD lr 0.1, momentum 0.9, weight decay 1e-4) and precision; warm-up steps are not timed, and the
+two are measured alternately ``--repeats`` times (median reported). Goals: framework >= 0.95x the plain loop;
+device path >= 3x the standard path on CPU. Data are synthetic uint8 images in the CIFAR layout (speed does
+not depend on pixel values), so no dataset is needed.
+
+    python benchmarks/bench_cifar.py                          # CPU here: about 1-2 minutes on 2 cores
+    python benchmarks/bench_cifar.py --steps 100 --loader-batches 200 --precision bf16-mixed --channels-last
+
+Results: a table on stdout and benchmarks/results/bench_cifar_<device>.json with the machine description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from dllabs.data.cifar10 import MEAN, STD, ImageTensorDataset
+from dllabs.data.device_loader import DeviceLoader, resolve_device
+from dllabs.data.transforms import cifar_train_transform
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def synthetic_cifar(count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    return images, torch.randint(0, 10, (count,), generator=generator)
+
+
+def machine(device: torch.device, threads: int) -> dict:
+    cpu = platform.processor()
+    if Path("/proc/cpuinfo").exists():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    info = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": threads,
+        "device": str(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        info["load_average"] = os.getloadavg()
+    except OSError:
+        pass
+    return info
+
+
+# ----------------------------------------------------------------------------------------------- loaders
+def time_batches(loader, batches: int, warmup: int, device: torch.device, batch_size: int) -> float:
+    """Images/s of ``loader`` after ``warmup`` batches, each batch delivered on ``device``."""
+    iterator = iter(loader)
+    for _ in range(warmup):
+        next(iterator)
+    synchronize(device)
+    started = time.perf_counter()
+    for _ in range(batches):
+        x, y = next(iterator)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    synchronize(device)
+    return batches * batch_size / (time.perf_counter() - started)
+
+
+def bench_loaders(args, device: torch.device) -> dict:
+    count = (args.loader_batches + args.loader_warmup + 1) * args.batch_size
+    images, labels = synthetic_cifar(count)
+    dataset = ImageTensorDataset(images, labels, cifar_train_transform("crop_flip", MEAN, STD))
+    standard = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    fast = DeviceLoader(
+        images, labels, args.batch_size, True, True, MEAN, STD, device, 0, True, args.channels_last
+    )
+    results = {"standard": [], "device": []}
+    for _ in range(args.repeats):
+        results["standard"].append(
+            time_batches(standard, args.loader_batches, args.loader_warmup, device, args.batch_size)
+        )
+        results["device"].append(
+            time_batches(fast, args.loader_batches, args.loader_warmup, device, args.batch_size)
+        )
+    return {
+        "standard_images_per_s": statistics.median(results["standard"]),
+        "device_images_per_s": statistics.median(results["device"]),
+        "standard_runs": results["standard"],
+        "device_runs": results["device"],
+        "standard_workers": args.workers,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- training
+def make_net(name: str, channels_last: bool) -> torch.nn.Module:
+    if name == "resnet20":
+        from dllabs.nets.resnet import ResNet
+
+        net = ResNet(depth=20)
+    else:
+        from dllabs.nets.simplenn import SimpleNN
+
+        net = SimpleNN(norm="batchnorm", activation="swish")
+    return net.to(memory_format=torch.channels_last) if channels_last else net
+
+
+optimizer_factory = partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-4)
+
+
+def autocast(precision: str, device: torch.device):
+    if precision == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "16-mixed":
+        return torch.autocast(device.type, dtype=torch.float16)
+    return nullcontext()
+
+
+def plain_loop(name: str, loader: DeviceLoader, args, device: torch.device) -> float:
+    """Images/s of the shortest correct PyTorch training loop on the same batches."""
+    torch.manual_seed(0)
+    net = make_net(name, args.channels_last).to(device)
+    optimizer = optimizer_factory(net.parameters())
+    scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "16-mixed")
+    net.train()
+    total = args.warmup + args.steps
+    started = None
+    for step, (x, y) in enumerate(loader):
+        if step == args.warmup:
+            synchronize(device)
+            started = time.perf_counter()
+        if step == total:
+            break
+        with autocast(args.precision, device):
+            loss = F.cross_entropy(net(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    synchronize(device)
+    return args.steps * args.batch_size / (time.perf_counter() - started)
+
+
+def framework(name: str, loader: DeviceLoader, args, device: torch.device) -> float:
+    """Images/s of the same training through Lightning's Trainer and the project's ClassificationTask."""
+    import lightning as L
+
+    from dllabs.tasks.classification import ClassificationTask
+
+    class StepTimer(L.Callback):
+        def __init__(self) -> None:
+            self.started = self.finished = 0.0
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            if batch_idx + 1 == args.warmup:
+                synchronize(device)
+                self.started = time.perf_counter()
+            elif batch_idx + 1 == args.warmup + args.steps:
+                synchronize(device)
+                self.finished = time.perf_counter()
+
+    torch.manual_seed(0)
+    task = ClassificationTask(make_net(name, args.channels_last), 10, optimizer=optimizer_factory)
+    timer = StepTimer()
+    trainer = L.Trainer(
+        accelerator=device.type,
+        devices=1,
+        precision=args.precision,
+        max_steps=args.warmup + args.steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(task, train_dataloaders=loader)
+    return args.steps * args.batch_size / (timer.finished - timer.started)
+
+
+DEFAULT_STEPS = {
+    ("cpu", "resnet20"): 8,
+    ("cpu", "simplenn"): 40,
+    ("cuda", "resnet20"): 100,
+    ("cuda", "simplenn"): 300,
+}
+
+
+def bench_training(name: str, args, device: torch.device) -> dict:
+    args = argparse.Namespace(**{**vars(args), "steps": args.steps or DEFAULT_STEPS[device.type, name]})
+    images, labels = synthetic_cifar((args.warmup + args.steps + 1) * args.batch_size, seed=1)
+    loader = DeviceLoader(
+        images, labels, args.batch_size, True, True, MEAN, STD, device, 0, True, args.channels_last
+    )
+    runs: dict[str, list[float]] = {"framework": [], "plain": []}
+    measure: dict[str, Callable] = {"framework": framework, "plain": plain_loop}
+    for repeat in range(args.repeats):
+        order = ("framework", "plain") if repeat % 2 == 0 else ("plain", "framework")
+        for kind in order:
+            runs[kind].append(measure[kind](name, loader, args, device))
+    return {
+        "framework_images_per_s": statistics.median(runs["framework"]),
+        "plain_images_per_s": statistics.median(runs["plain"]),
+        "framework_runs": runs["framework"],
+        "plain_runs": runs["plain"],
+        "timed_steps": args.steps,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--loader-batches", type=int, default=30, help="timed batches per loader")
+    parser.add_argument("--loader-warmup", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the standard path")
+    parser.add_argument(
+        "--models", nargs="+", default=["resnet20", "simplenn"], choices=["resnet20", "simplenn"]
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed training steps (default per model: CPU 8 / 40, GPU 100 / 300)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="untimed steps first (default: 2 CPU, 20 GPU)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="alternate measurements; the median is reported"
+    )
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed", "16-mixed"])
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default 1 on CPU: the standard path's workers get cores of their own)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default: benchmarks/results/...)")
+    args = parser.parse_args(argv)
+
+    device = resolve_device(args.device)
+    on_gpu = device.type == "cuda"
+    args.warmup = args.warmup or (20 if on_gpu else 2)
+    threads = args.threads or (torch.get_num_threads() if on_gpu else 1)
+    torch.set_num_threads(threads)
+    if on_gpu:
+        torch.backends.cudnn.benchmark = True
+
+    started = time.perf_counter()
+    loaders = bench_loaders(args, device)
+    training = {name: bench_training(name, args, device) for name in args.models}
+    wall = time.perf_counter() - started
+
+    loader_ratio = loaders["device_images_per_s"] / loaders["standard_images_per_s"]
+    described = machine(device, threads)
+
+    def row(name: str, images_per_s: float, ratio: float) -> str:
+        return f"{name:<46} {images_per_s:>10.1f} {ratio:>6.2f}x"
+
+    where = described.get("gpu", described["cpu"])
+    title = (
+        f"CIFAR-10 speed on {device} ({where}), batch {args.batch_size}, {args.precision}, {threads} threads"
+    )
+    lines = [
+        title,
+        f"{'measurement':<46} {'images/s':>10} {'ratio':>7}",
+        row(f"data: standard DataLoader ({args.workers} workers)", loaders["standard_images_per_s"], 1.0),
+        row("data: device loader (batched crop+flip)", loaders["device_images_per_s"], loader_ratio),
+    ]
+    for name, result in training.items():
+        ratio = result["framework_images_per_s"] / result["plain_images_per_s"]
+        result["framework_over_plain"] = ratio
+        lines.append(row(f"train {name}: plain PyTorch loop", result["plain_images_per_s"], 1.0))
+        lines.append(
+            row(f"train {name}: Lightning + ClassificationTask", result["framework_images_per_s"], ratio)
+        )
+    lines.append(f"goals: device loader >= 3x standard on CPU; framework >= 0.95x plain.  ({wall:.0f} s)")
+    print("\n".join(lines))
+
+    record = {
+        "benchmark": "bench_cifar",
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": described,
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "loaders": {**loaders, "device_over_standard": loader_ratio},
+        "training": training,
+        "wall_time_s": wall,
+        "table": lines,
+    }
+    out = args.out or RESULTS / f"bench_cifar_{'gpu' if on_gpu else 'cpu'}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2, default=str))
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
