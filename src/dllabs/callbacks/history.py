@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import torch
+
+log = logging.getLogger("dllabs")
 
 
 def _plain(value: object) -> float | None:
@@ -12,6 +16,7 @@ def _plain(value: object) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)  # NaN/inf kept on purpose: a diverging run must show it
     return None
+
 
 
 class MetricHistory(L.Callback):
@@ -40,6 +45,10 @@ class MetricHistory(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record(trainer)
+        if self.epochs and trainer.is_global_zero:
+            row = self.epochs[-1]
+            values = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and not k.startswith("lr"))
+            log.info("epoch %d/%s  %s", row["epoch"] + 1, trainer.max_epochs, values)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == "fit":
