@@ -252,13 +252,13 @@ class EncodedReviews(Dataset):
 
     def __init__(
         self,
-        ids: np.ndarray,
+        ids: np.ndarray | torch.Tensor,
         offsets: np.ndarray,
         labels: np.ndarray,
         indices: np.ndarray | None = None,
         max_length: int | None = 256,
     ) -> None:
-        self.ids = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+        self.ids = torch.as_tensor(ids, dtype=torch.int64)  # no copy when given an int64 tensor
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.indices = np.arange(len(self.labels)) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -372,8 +372,13 @@ class IMDBDataModule(L.LightningDataModule):
         from torchvision.datasets.utils import download_url
 
         root = self.data_dir / "imdb"
-        root.mkdir(parents=True, exist_ok=True)
-        download_url(URL, str(root), filename=ARCHIVE, md5=ARCHIVE_MD5)
+        existed = root.exists()
+        try:
+            download_url(URL, str(root), filename=ARCHIVE, md5=ARCHIVE_MD5)
+        except BaseException:
+            if not existed and root.is_dir() and not any(root.iterdir()):
+                root.rmdir()
+            raise
         return Source("archive", root / ARCHIVE)
 
     def cache_key(self, source: Source) -> dict[str, Any]:
@@ -438,8 +443,9 @@ class IMDBDataModule(L.LightningDataModule):
                     "training."
                 )
             self.corpus, self.vocab = corpus, corpus.vocab
+            ids = torch.from_numpy(corpus.ids.astype(np.int64))  # one copy shared by the three splits
             self.datasets = {
-                name: EncodedReviews(corpus.ids, corpus.offsets, corpus.labels, indices, self.max_length)
+                name: EncodedReviews(ids, corpus.offsets, corpus.labels, indices, self.max_length)
                 for name, indices in corpus.splits.items()
             }
 
