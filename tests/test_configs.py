@@ -19,7 +19,8 @@ TWO_BATCHES = [
     "trainer.limit_val_batches=2",
     "trainer.limit_test_batches=2",
 ]
-NO_CPU_RUN = {("trainer", "gpu"), ("trainer", "ddp"), ("trainer", "ddp_spawn")}
+# DDP re-launches the current command per rank (here: pytest), so those run as CLI subprocesses in test_ddp.py
+NO_CPU_RUN = {("trainer", "gpu"), ("trainer", "ddp"), ("trainer", "ddp_spawn"), ("trainer", "ddp_cpu")}
 RUN_ON_FIXTURE = {"optimizer", "scheduler", "regularizer", "logger", "callbacks", "debug", "trainer"}
 
 
