@@ -10,7 +10,7 @@ import pytest
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from hydra_plugins.dllabs_optuna_sweeper.optuna_sweeper import TrialDiverged, _DivergedAsFailed
+from hydra_plugins.dllabs_optuna_sweeper.optuna_sweeper import _DivergedAsFailed
 from tests.conftest import QUIET, compose_config, run_cli
 
 STUDY = "simplenn_cifar10_simplenn"
@@ -77,8 +77,10 @@ def test_diverged_job_comes_back_as_a_failed_job():
 
     diverged, fine = _DivergedAsFailed(FakeLauncher()).launch([["a"], ["b"]], initial_job_idx=0)
     assert diverged.status == JobStatus.FAILED
-    with pytest.raises(TrialDiverged, match="diverged"):
+    # Hydra's plugin discovery may re-import the sweeper module, so compare the class by name, not identity
+    with pytest.raises(Exception, match="diverged") as raised:
         _ = diverged.return_value
+    assert type(raised.value).__name__ == "TrialDiverged"
     assert fine.status == JobStatus.COMPLETED and fine.return_value == 0.7
 
 
