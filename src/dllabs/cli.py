@@ -270,30 +270,18 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Rebuild the run in ``cfg.run_dir`` from its own config and evaluate its best checkpoint."""
     import lightning as L
 
-    from dllabs.runs import (
-        best_checkpoint,
-        instantiate_datamodule,
-        instantiate_task,
-        load_run_config,
-        load_task_weights,
-    )
+    from dllabs.runs import restore_run
 
     if not cfg.get("run_dir"):
         raise ConfigError("eval.py needs run_dir=<a run folder made by train.py>")
-    run_cfg = load_run_config(cfg.run_dir, overrides=list(cfg.get("run_overrides") or []))
-    datamodule = instantiate_datamodule(run_cfg)
-    task = instantiate_task(run_cfg)
-    ckpt = Path(cfg.ckpt) if cfg.get("ckpt") else best_checkpoint(cfg.run_dir)
-    checkpoint = load_task_weights(task, ckpt)
-    datamodule_state = checkpoint.get(type(datamodule).__qualname__)
-    if datamodule_state:
-        datamodule.load_state_dict(datamodule_state)
+    run = restore_run(cfg.run_dir, list(cfg.get("run_overrides") or []), cfg.get("ckpt"))
+    datamodule, task, ckpt = run.datamodule, run.task, run.checkpoint
     trainer = L.Trainer(
         accelerator=cfg.get("accelerator", "auto"), devices=1, logger=False, enable_progress_bar=False,
         default_root_dir=cfg.paths.output_dir,
     )
-    run = trainer.validate if cfg.split == "val" else trainer.test
-    results = run(task, datamodule=datamodule, verbose=True)
+    stage = trainer.validate if cfg.split == "val" else trainer.test
+    results = stage(task, datamodule=datamodule, verbose=True)
     metrics = _plain_metrics(results[0] if results else {})
     write_json_atomic(
         Path(cfg.paths.output_dir) / "eval_metrics.json",

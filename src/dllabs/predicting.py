@@ -168,31 +168,20 @@ def print_texts(
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Predict ``cfg.input`` or ``cfg.text`` with the run in ``cfg.run_dir``; returns a summary."""
-    from dllabs.runs import (
-        best_checkpoint,
-        instantiate_datamodule,
-        instantiate_task,
-        load_run_config,
-        load_task_weights,
-    )
+    from dllabs.runs import restore_run
 
     if not cfg.get("run_dir"):
         raise ConfigError("predict.py needs run_dir=<a run folder made by train.py>")
     if (cfg.get("input") is None) == (cfg.get("text") is None):
         raise ConfigError('predict.py needs exactly one of input=<file or folder> or text="..."')
-    run_cfg = load_run_config(cfg.run_dir, overrides=list(cfg.get("run_overrides") or []))
-    datamodule = instantiate_datamodule(run_cfg)
+    run = restore_run(cfg.run_dir, list(cfg.get("run_overrides") or []), cfg.get("ckpt"))
+    datamodule, task, checkpoint = run.datamodule, run.task, run.checkpoint
     hook = getattr(datamodule, "prediction_data", None)
     if not callable(hook):
         raise ConfigError(
             f"the run's data ({type(datamodule).__name__}) has no prediction_data hook, so predict.py cannot "
             "feed it inputs; use eval.py for this run"
         )
-    task = instantiate_task(run_cfg)
-    checkpoint = Path(cfg.ckpt) if cfg.get("ckpt") else best_checkpoint(cfg.run_dir)
-    state = load_task_weights(task, checkpoint).get(type(datamodule).__qualname__)
-    if state:
-        datamodule.load_state_dict(state)
     log.info("predicting with %s", checkpoint)
 
     data = hook(input=cfg.get("input"), text=cfg.get("text"))

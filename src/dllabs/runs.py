@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -124,3 +125,27 @@ def load_task_weights(task: torch.nn.Module, ckpt_path: str | Path) -> dict:
     check_state_dict_fits(task, state, ckpt_path)
     task.load_state_dict(state)
     return checkpoint
+
+
+@dataclass
+class RestoredRun:
+    """A finished run rebuilt from its own config, with the weights of one of its checkpoints."""
+
+    cfg: DictConfig
+    datamodule: object
+    task: torch.nn.Module
+    checkpoint: Path
+
+
+def restore_run(run_dir: str | Path, overrides: Sequence[str] = (), ckpt: str | Path | None = None) -> RestoredRun:
+    """Rebuild ``run_dir``'s data and task, load ``ckpt`` (default: its best checkpoint) into the task and
+    restore the data module's saved state (e.g. a vocabulary) from the same checkpoint."""
+    cfg = load_run_config(run_dir, overrides)
+    datamodule = instantiate_datamodule(cfg)
+    task = instantiate_task(cfg)
+    checkpoint_path = Path(ckpt) if ckpt else best_checkpoint(run_dir)
+    checkpoint = load_task_weights(task, checkpoint_path)
+    datamodule_state = checkpoint.get(type(datamodule).__qualname__)
+    if datamodule_state and hasattr(datamodule, "load_state_dict"):
+        datamodule.load_state_dict(datamodule_state)
+    return RestoredRun(cfg, datamodule, task, checkpoint_path)

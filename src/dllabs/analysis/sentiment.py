@@ -71,26 +71,15 @@ def analyse_run(
 ) -> SentimentReport:
     """Predict ``split`` with the run's best checkpoint; write the figure, mistakes CSV and summary JSON."""
     from dllabs.predicting import predict_probabilities, save_confusion_matrix
-    from dllabs.runs import (
-        best_checkpoint,
-        instantiate_datamodule,
-        instantiate_task,
-        load_run_config,
-        load_task_weights,
-    )
+    from dllabs.runs import restore_run
 
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
-    run_cfg = load_run_config(run_dir, overrides=overrides)
-    datamodule = instantiate_datamodule(run_cfg)
+    run = restore_run(run_dir, overrides)
+    datamodule, task = run.datamodule, run.task
     if not hasattr(datamodule, "review_texts"):
         raise ConfigError(f"{run_dir} is not a sentiment run (its data is {type(datamodule).__name__})")
     datamodule.setup("test")
-    task = instantiate_task(run_cfg)
-    checkpoint = best_checkpoint(run_dir)
-    state = load_task_weights(task, checkpoint).get(type(datamodule).__qualname__)
-    if state:
-        datamodule.load_state_dict(state)
 
     out = Path(out_dir) if out_dir else Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +107,7 @@ def analyse_run(
         writer.writerows(asdict(m) for m in mistakes)
     report = SentimentReport(
         split=split,
-        checkpoint=str(checkpoint),
+        checkpoint=str(run.checkpoint),
         count=len(labels),
         accuracy=float((predicted == labels).float().mean()),
         classes=classes,
