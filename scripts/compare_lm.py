@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dllabs.errors import DllabsError
+from dllabs.errors import run_command
 from dllabs.reporting.lm_compare import report
 
 
@@ -21,15 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", type=Path, nargs="+", help="a multirun folder, or two or more run folders")
     parser.add_argument("--out", type=Path, default=None, help="folder for lm_compare.md/.png (default: the multirun)")
     args = parser.parse_args(argv)
-    try:
+
+    def show() -> None:
         text, written = report(args.runs, args.out)
-    except DllabsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(text)
-    for path in written:
-        print(f"written: {path}")
-    return 0
+        print(text)
+        for path in written:
+            print(f"written: {path}")
+
+    return run_command(show)
 
 
 if __name__ == "__main__":

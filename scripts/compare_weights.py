@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dllabs.errors import DllabsError
+from dllabs.errors import run_command
 from dllabs.reporting.weights import compare_weights
 
 
@@ -30,14 +30,13 @@ def main(argv: list[str] | None = None) -> int:
         "--checkpoint", choices=("best", "last"), default="best", help="which checkpoint to read"
     )
     args = parser.parse_args(argv)
-    try:
+
+    def show() -> None:
         table, figure, _ = compare_weights(args.runs, args.out, args.labels, args.checkpoint)
-    except DllabsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(table)
-    print(f"figure: {figure}")
-    return 0
+        print(table)
+        print(f"figure: {figure}")
+
+    return run_command(show)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dllabs.errors import DllabsError
+from dllabs.errors import run_command
 from dllabs.reporting.lms import format_table, write_report
 
 
@@ -24,14 +24,13 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=None, help="where to write lms_sweep.png/.csv (default: runs)"
     )
     args = parser.parse_args(argv)
-    try:
+
+    def show() -> None:
         report = write_report(args.runs, args.out)
-    except DllabsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(format_table(report.table))
-    print(f"figure: {report.figure_file}\ntable:  {report.table_file}")
-    return 0
+        print(format_table(report.table))
+        print(f"figure: {report.figure_file}\ntable:  {report.table_file}")
+
+    return run_command(show)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dllabs.errors import DllabsError
+from dllabs.errors import run_command
 from dllabs.reporting.multirun import report
 
 
@@ -14,14 +14,13 @@ def main() -> int:
     parser.add_argument("folder", help="a multirun folder (or a folder of run folders, or one run folder)")
     parser.add_argument("--out", help="where to write report.md/.csv/_curves.png (default: the folder)")
     args = parser.parse_args()
-    try:
+
+    def show() -> None:
         table, _ = report(args.folder, args.out)
-    except DllabsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(table)
-    print(f"\nwritten: report.md, report.csv, report_curves.png in {args.out or args.folder}")
-    return 0
+        print(table)
+        print(f"\nwritten: report.md, report.csv, report_curves.png in {args.out or args.folder}")
+
+    return run_command(show)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from dllabs.errors import ConfigError, DllabsError
+from dllabs.errors import ConfigError, run_command
 
 SPLITS = ("val", "test")
 
@@ -163,10 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "overrides", nargs="*", help="dotlist changes to the run's config, e.g. data.data_dir=/x"
     )
     args = parser.parse_args(argv)
-    try:
-        report = analyse_run(args.run_dir, args.split, args.top_k, args.out, args.accelerator, args.overrides)
-    except DllabsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(format_report(report))
-    return 0
+    return run_command(
+        lambda: print(
+            format_report(analyse_run(args.run_dir, args.split, args.top_k, args.out, args.accelerator, args.overrides))
+        )
+    )
