@@ -11,6 +11,8 @@ linear and embedding matrices). Biases and normalisation scales/shifts are left 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
@@ -20,14 +22,15 @@ def penalized_parameters(module: nn.Module) -> list[torch.Tensor]:
     return [p for p in module.parameters() if p.requires_grad and p.ndim >= 2]
 
 
-class WeightPenalty:
+class WeightPenalty(ABC):
     """``strength * sum(term(w))`` over the non-bias weights of a module; subclasses define ``term``."""
 
     def __init__(self, strength: float) -> None:
         self.strength = float(strength)
 
+    @abstractmethod
     def term(self, weight: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The penalty of one weight tensor, before ``strength``."""
 
     def __call__(self, module: nn.Module) -> torch.Tensor:
         params = penalized_parameters(module)
