@@ -297,8 +297,8 @@ def hydra_main(task_function: Callable[[DictConfig], Any], config_name: str) -> 
         try:
             return task_function(cfg)
         except DllabsError as err:
-            log.error("%s", err)
             if _run_mode() == RunMode.MULTIRUN:
+                log.error("%s", err)
                 raise
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
