@@ -21,6 +21,13 @@ SHARED_DATA = Path(os.environ.get("DLLABS_DATA_DIR", ROOT.parent / "shared" / "d
 
 torch.set_num_threads(1)  # small nets on 2 shared cores: one thread is many times faster
 
+TWO_BATCHES = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+]
+
 QUIET = [
     "callbacks.progress_bar=null",
     "trainer.enable_model_summary=false",

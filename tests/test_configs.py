@@ -8,17 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONF_DIR, compose_config, run_train
+from tests.conftest import CONF_DIR, TWO_BATCHES, compose_config, run_train
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra",))
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-TWO_BATCHES = [
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2",
-]
 # DDP re-launches the current command per rank (here: pytest), so those run as CLI subprocesses in test_ddp.py
 NO_CPU_RUN = {("trainer", "gpu"), ("trainer", "ddp"), ("trainer", "ddp_spawn"), ("trainer", "ddp_cpu")}
 RUN_ON_FIXTURE = {"optimizer", "scheduler", "regularizer", "logger", "callbacks", "debug", "trainer"}

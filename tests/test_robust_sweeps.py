@@ -13,16 +13,10 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF_DIR, compose_config, run_cli, run_train
+from tests.conftest import CONF_DIR, TWO_BATCHES, compose_config, run_cli, run_train
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("robust_*.yaml"))
-TWO_BATCHES = [
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2",
-    "logger=csv",
-]
+TWO_BATCHES_CSV = [*TWO_BATCHES, "logger=csv"]
 EXPECTED_JOBS = {
     "robust_augment": 2,
     "robust_batchnorm": 4,
@@ -77,7 +71,7 @@ def test_first_job_trains_two_batches(preset, cifar_fixture, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        run_train([*base, *jobs[-1], *cifar_fixture, *TWO_BATCHES], tmp_path / "run")
+        run_train([*base, *jobs[-1], *cifar_fixture, *TWO_BATCHES_CSV], tmp_path / "run")
     finally:
         torch.set_num_threads(threads)
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -94,7 +88,7 @@ def test_l1_vs_l2_multirun_then_weight_figure(cifar_fixture, tmp_path):
             *documented_command("robust_l1_vs_l2"),
             "sweep=robust_l1_vs_l2",
             *cifar_fixture,
-            *TWO_BATCHES,
+            *TWO_BATCHES_CSV,
             "callbacks.progress_bar=null",
             f"hydra.sweep.dir={sweep_dir}",
         ],
