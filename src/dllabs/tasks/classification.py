@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from dllabs.tasks.base import BaseTask, OptimizerFactory, Regularizer, SchedulerFactory
@@ -30,6 +31,7 @@ class ClassificationTask(BaseTask):
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "regularizer"])
         self.net = net
         self.label_smoothing = label_smoothing
+        self.train_loss = MeanMetric(nan_strategy="disable")  # synced once per epoch, NaN kept visible
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -49,7 +51,8 @@ class ClassificationTask(BaseTask):
         loss = data_loss + penalty
         self.train_acc(logits, target)
         size = target.shape[0]
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
+        self.train_loss(loss.detach(), weight=size)
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
         if self.regularizer is not None:
             self.log("train/penalty", penalty, on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
