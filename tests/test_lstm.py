@@ -46,6 +46,14 @@ def test_pad_embedding_is_zero_and_gets_no_gradient():
     assert net.embedding.weight.grad[3].abs().sum() > 0
 
 
+@pytest.mark.parametrize("std", [None, 0.05])
+def test_embedding_init_std_sets_the_word_vector_scale(std):
+    torch.manual_seed(3)
+    weight = LSTMClassifier(vocab_size=20_000, embedding_dim=1, embedding_init_std=std).embedding.weight
+    assert torch.equal(weight[0], torch.zeros(1))
+    assert weight[1:].std().item() == pytest.approx(1.0 if std is None else std, rel=0.03)
+
+
 def test_bidirectional_head_sees_both_directions():
     net = LSTMClassifier(vocab_size=20, embedding_dim=4, hidden_size=3, num_layers=2, bidirectional=True)
     assert net.head.in_features == 6
@@ -58,6 +66,8 @@ def test_ids_beyond_the_embedding_and_bad_settings_are_config_errors():
         net(torch.tensor([[3, 12]]), torch.tensor([2]))
     with pytest.raises(ConfigError, match="pooling"):
         LSTMClassifier(vocab_size=10, pooling="attention")
+    with pytest.raises(ConfigError, match="embedding_init_std"):
+        LSTMClassifier(vocab_size=10, embedding_init_std=0.0)
 
 
 def test_mistake_ranking_and_confusion_counts():

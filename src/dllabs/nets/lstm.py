@@ -17,7 +17,9 @@ class LSTMClassifier(nn.Module):
     Sequences are packed, so the LSTM never reads padding and a review's logits do not depend on how much
     padding its batch adds. ``pooling`` turns the LSTM into one vector per review: ``last`` = the final hidden
     state of the top layer (both directions when bidirectional), ``max``/``mean`` = over the time steps of the
-    top layer's outputs (padding excluded).
+    top layer's outputs (padding excluded). ``embedding_init_std`` draws the word vectors from N(0, std²) instead
+    of PyTorch's N(0, 1): with a 1-dim embedding, N(0, 1) gives every word a random sentiment score as large as
+    the ones training must learn, and learning barely starts within an epoch.
     """
 
     def __init__(
@@ -31,14 +33,23 @@ class LSTMClassifier(nn.Module):
         num_classes: int = 2,
         pooling: str = "last",
         padding_idx: int = 0,
+        embedding_init_std: float | None = None,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ConfigError(f"model.net.pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.net.dropout must be in [0, 1); got {dropout}")
+        if embedding_init_std is not None and not embedding_init_std > 0:
+            raise ConfigError(
+                f"model.net.embedding_init_std must be > 0 (or null for PyTorch's N(0, 1)); got {embedding_init_std}"
+            )
         self.pooling = pooling
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
+        if embedding_init_std is not None:
+            with torch.no_grad():
+                nn.init.normal_(self.embedding.weight, std=embedding_init_std)
+                self.embedding.weight[padding_idx].zero_()
         self.lstm = nn.LSTM(
             embedding_dim,
             hidden_size,
