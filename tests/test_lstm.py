@@ -21,6 +21,8 @@ torch.manual_seed(0)
         {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2, "bidirectional": True, "dropout": 0.2},
         {"embedding_dim": 8, "hidden_size": 6, "bidirectional": True, "pooling": "max"},
         {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2, "pooling": "mean"},
+        {"embedding_dim": 8, "hidden_size": 6, "num_layers": 3, "pooling": "max"},
+        {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2, "bidirectional": True, "pooling": "mean"},
     ],
 )
 def test_padding_does_not_change_a_reviews_logits(settings):

@@ -14,12 +14,16 @@ POOLINGS = ("last", "max", "mean")
 class LSTMClassifier(nn.Module):
     """Classify token sequences: ``forward(tokens [B, T], lengths [B]) -> logits [B, num_classes]``.
 
-    Sequences are packed, so the LSTM never reads padding and a review's logits do not depend on how much
-    padding its batch adds. ``pooling`` turns the LSTM into one vector per review: ``last`` = the final hidden
-    state of the top layer (both directions when bidirectional), ``max``/``mean`` = over the time steps of the
-    top layer's outputs (padding excluded). ``embedding_init_std`` draws the word vectors from N(0, std²) instead
-    of PyTorch's N(0, 1): with a 1-dim embedding, N(0, 1) gives every word a random sentiment score as large as
-    the ones training must learn, and learning barely starts within an epoch.
+    A review's logits never depend on how much padding its batch adds. A unidirectional LSTM runs over the
+    right-padded batch, which is exact because it is causal: the outputs up to a review's last token never see
+    the padding after it, and only those are read (on a CPU this is several times faster than packing). A
+    bidirectional LSTM's backward direction would start in the padding, so its sequences are packed.
+
+    ``pooling`` turns the LSTM into one vector per review: ``last`` = the top layer's output at the review's last
+    token (both directions when bidirectional), ``max``/``mean`` = over the review's time steps of the top
+    layer's outputs. ``embedding_init_std`` draws the word vectors from N(0, std²) instead of PyTorch's N(0, 1):
+    with a 1-dim embedding, N(0, 1) gives every word a random sentiment score as large as the ones training must
+    learn, and learning barely starts within an epoch.
     """
 
     def __init__(
@@ -67,20 +71,25 @@ class LSTMClassifier(nn.Module):
                 f"token id {int(tokens.max())} does not fit the embedding of {self.embedding.num_embeddings} "
                 "words; make model.net.vocab_size at least the data's vocabulary size (data.max_vocab_size)."
             )
-        packed = pack_padded_sequence(
-            self.embedding(tokens), lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False
-        )
-        outputs, (hidden, _) = self.lstm(packed)
-        return self.head(self.dropout(self._pool(outputs, hidden)))
+        lengths = lengths.clamp(min=1)
+        embedded = self.embedding(tokens)
+        if self.lstm.bidirectional:
+            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed_outputs, (hidden, _) = self.lstm(packed)
+            outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=tokens.shape[1])
+            last = hidden[-2:].transpose(0, 1).reshape(tokens.shape[0], -1)
+        else:
+            outputs, _ = self.lstm(embedded)
+            last = None
+        return self.head(self.dropout(self._pool(outputs, lengths.to(outputs.device), last)))
 
-    def _pool(self, outputs: nn.utils.rnn.PackedSequence, hidden: torch.Tensor) -> torch.Tensor:
+    def _pool(self, outputs: torch.Tensor, lengths: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
+        """One vector per review from the top layer's outputs ``[B, T, H]``, padding steps excluded."""
         if self.pooling == "last":
-            directions = 2 if self.lstm.bidirectional else 1
-            top = hidden[-directions:]
-            return top.transpose(0, 1).reshape(top.shape[1], -1)
-        padded, lengths = pad_packed_sequence(outputs, batch_first=True)
-        lengths = lengths.to(padded.device)
-        valid = torch.arange(padded.shape[1], device=padded.device)[None, :] < lengths[:, None]
+            if last is not None:
+                return last
+            return outputs[torch.arange(outputs.shape[0], device=outputs.device), lengths - 1]
+        valid = torch.arange(outputs.shape[1], device=outputs.device)[None, :] < lengths[:, None]
         if self.pooling == "max":
-            return padded.masked_fill(~valid[..., None], float("-inf")).amax(dim=1)
-        return padded.sum(dim=1) / lengths[:, None].to(padded.dtype)
+            return outputs.masked_fill(~valid[..., None], float("-inf")).amax(dim=1)
+        return outputs.masked_fill(~valid[..., None], 0.0).sum(dim=1) / lengths[:, None].to(outputs.dtype)
