@@ -1,5 +1,3 @@
-import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -210,13 +208,11 @@ def test_vocabulary_travels_in_the_state_dict(corpus_dir, tmp_path):
 
 
 @pytest.mark.realdata
-def test_real_csv_vocabulary_and_preprocessing_time(tmp_path):
+def test_real_csv_split_and_vocabulary(tmp_path):
+    """Preprocessing speed on the real CSV is measured by benchmarks/bench_imdb_preprocess.py, not here."""
     if not (SHARED_DATA / "imdb").is_dir():
         pytest.skip(f"real IMDB data not available under {SHARED_DATA} (set DLLABS_DATA_DIR)")
-    started = time.perf_counter()
     dm = IMDBDataModule(str(SHARED_DATA), cache_dir=str(tmp_path), download=False)
     dm.setup()
-    elapsed = time.perf_counter() - started
     assert {name: len(ds) for name, ds in dm.datasets.items()} == {"train": 35000, "val": 5000, "test": 10000}
     assert 34_000 < dm.vocab_size < 40_000
-    assert elapsed < 30 * max(1.0, os.getloadavg()[0] / 2), f"preprocessing took {elapsed:.1f} s"

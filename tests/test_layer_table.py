@@ -162,19 +162,24 @@ def test_lstm_macs_match_an_unrolled_lstm_under_flop_counter(num_layers: int, bi
     assert table.rows[0].params_with_bias == sum(p.numel() for p in lstm.parameters())
 
 
-def test_lstm_classifier_counts_only_real_steps_of_packed_sequences() -> None:
+def test_lstm_classifier_counts_the_steps_it_computes() -> None:
     lstm_net = pytest.importorskip("dllabs.nets.lstm")
+    tokens, lengths = torch.randint(2, 50, (2, 7)), torch.tensor([7, 4])
     net = lstm_net.LSTMClassifier(vocab_size=50, embedding_dim=4, hidden_size=6)
-    tokens = torch.randint(2, 50, (2, 7))
-    table = layer_table(net, tokens, torch.tensor([7, 4]))
+    table = layer_table(net, tokens, lengths)
     assert [r.kind for r in table.rows] == ["Embedding", "LSTM", "Linear"]
     embedding, lstm, head = table.rows
     assert (embedding.params, embedding.macs, embedding.input_shape) == (200, 0, (2, 7))
-    assert lstm.input_shape == (11, 4)  # packed: 7 + 4 real steps
-    assert lstm.macs == 11 * (4 * 6 * 4 + 4 * 6 * 6)
+    assert lstm.input_shape == (2, 7, 4)  # unidirectional: the padded batch, read out at each review's end
+    assert lstm.macs == 14 * (4 * 6 * 4 + 4 * 6 * 6)
     assert lstm.weight_shapes == ((24, 4), (24, 6))
     assert head.macs == 2 * 6 * 2
     assert table.total_params_with_bias == table.model_params
+
+    bidirectional = lstm_net.LSTMClassifier(vocab_size=50, embedding_dim=4, hidden_size=6, bidirectional=True)
+    lstm = layer_table(bidirectional, tokens, lengths).rows[1]
+    assert lstm.input_shape == (11, 4)  # packed: 7 + 4 real steps
+    assert lstm.macs == 2 * 11 * (4 * 6 * 4 + 4 * 6 * 6)
 
 
 def test_repeated_calls_add_up_and_unused_layers_are_listed() -> None:
