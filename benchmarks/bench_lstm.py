@@ -1,0 +1,117 @@
+"""LSTM sentiment training step: ``LSTMClassifier`` against the lab's plain ``nn.LSTM`` and against packing.
+
+- baseline, the usual lab code: embedding -> ``nn.LSTM`` over the right-padded ``[B, T]`` batch, last time step
+  -> linear. Its result depends on the padding (a review is summarised after its batch's pad steps);
+- ``LSTMClassifier``, the framework's net: exact whatever the padding (a unidirectional LSTM is read out at each
+  review's last token; a bidirectional one is packed);
+- ``packed``: the same net with every sequence packed (``pack_padded_sequence``), the textbook way to be exact.
+
+Each runs Adam training steps (forward, backward, update) on the same batches, for the lab's reference setting
+(embedding 1, LSTM 100, batch 96, 256 tokens) and for ``lstm_imdb_strong`` (embedding 128, BiLSTM 128,
+max-pooling, batch 64, 512 tokens). Review lengths are drawn to look like IMDB after stop-word removal
+(log-normal, median 110 tokens).
+
+    python benchmarks/bench_lstm.py [--quick]
+"""
+
+from __future__ import annotations
+
+import torch
+from common import compare, device_kind, main_for, median_time, row
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from dllabs.nets.lstm import LSTMClassifier
+
+NAME = "lstm"
+VOCAB = 36_287
+SETTINGS = {
+    "reference": {"batch": 96, "max_length": 256, "net": {"embedding_dim": 1, "hidden_size": 100}},
+    "strong": {
+        "batch": 64,
+        "max_length": 512,
+        "net": {"embedding_dim": 128, "hidden_size": 128, "bidirectional": True, "pooling": "max", "dropout": 0.5},
+    },
+}
+
+
+class PaddedLSTM(nn.Module):
+    """The baseline: the LSTM reads the whole right-padded batch; the last time step feeds the head."""
+
+    def __init__(self, embedding_dim: int, hidden_size: int, bidirectional: bool = False, **_: object) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(VOCAB, embedding_dim, padding_idx=0)
+        self.lstm = nn.LSTM(embedding_dim, hidden_size, batch_first=True, bidirectional=bidirectional)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), 2)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        outputs, _ = self.lstm(self.embedding(tokens))
+        return self.head(outputs[:, -1])
+
+
+class PackedLSTMClassifier(LSTMClassifier):
+    """``LSTMClassifier`` that packs every batch, unidirectional too (what the framework's net avoids)."""
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(self.embedding(tokens), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_outputs, (hidden, _) = self.lstm(packed)
+        outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=tokens.shape[1])
+        last = hidden[-2:].transpose(0, 1).reshape(tokens.shape[0], -1) if self.lstm.bidirectional else None
+        return self.head(self.dropout(self._pool(outputs, lengths.to(outputs.device), last)))
+
+
+def review_batches(count: int, batch: int, max_length: int, device: torch.device) -> list[tuple[torch.Tensor, ...]]:
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(count):
+        lengths = torch.exp(torch.randn(batch, generator=generator) * 0.7 + 4.7).long().clamp(5, max_length)
+        tokens = torch.randint(2, VOCAB, (batch, int(lengths.max())), generator=generator)
+        tokens[torch.arange(tokens.shape[1])[None, :] >= lengths[:, None]] = 0
+        labels = torch.randint(0, 2, (batch,), generator=generator)
+        batches.append((tokens.to(device), lengths.to(device), labels.to(device)))
+    return batches
+
+
+def step_time(model: nn.Module, batches: list[tuple[torch.Tensor, ...]], repeats: int) -> float:
+    """Median seconds of one pass of Adam steps over ``batches``, divided by the number of batches."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-6)
+    loss_fn = nn.CrossEntropyLoss()
+    synchronize = torch.cuda.synchronize if batches[0][0].is_cuda else (lambda: None)
+
+    def epoch() -> None:
+        for tokens, lengths, labels in batches:
+            loss = loss_fn(model(tokens, lengths), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        synchronize()
+
+    return median_time(epoch, repeats, warmup=1) / len(batches)
+
+
+def run(quick: bool) -> list[dict]:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    rows = []
+    for name, setting in SETTINGS.items():
+        batches = review_batches(3 if quick else 10, setting["batch"], setting["max_length"], device)
+        mean_length = sum(float(b[1].float().mean()) for b in batches) / len(batches)
+        padded_length = sum(b[0].shape[1] for b in batches) / len(batches)
+        note = f"batch {setting['batch']}, mean review {mean_length:.0f} of {padded_length:.0f} padded tokens"
+        baseline = f"{name}: nn.LSTM over the padded batch (lab baseline)"
+        exact = f"{name}: LSTMClassifier"
+        packed = f"{name}: LSTMClassifier, every batch packed"
+        for label, model in (
+            (baseline, PaddedLSTM(**setting["net"])),
+            (exact, LSTMClassifier(VOCAB, num_classes=2, **setting["net"])),
+            (packed, PackedLSTMClassifier(VOCAB, num_classes=2, **setting["net"])),
+        ):
+            seconds = step_time(model.to(device), batches, 1 if quick else 3)
+            rows.append(row(NAME, label, setting["batch"] / seconds, f"reviews/s ({device_kind()})", note=note))
+        compare(rows, exact, baseline, better="higher")
+        compare(rows, packed, baseline, better="higher")
+    return rows
+
+
+if __name__ == "__main__":
+    raise SystemExit(main_for(NAME, run, __doc__))
