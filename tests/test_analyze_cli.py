@@ -89,7 +89,7 @@ def test_analyze_works_for_every_lab_model(
     if model == "simplenn":
         assert table.model_params == 82_030
     if model == "lstm":
-        assert summary["input_dtype"] == "int64" and table.rows[1].input_shape == (24, 1)
+        assert summary["input_dtype"] == "int64" and table.rows[1].input_shape == (2, 12, 1)
 
 
 def test_example_inputs_follow_the_first_layer_and_overrides() -> None:

@@ -2,7 +2,7 @@
 
 The example input comes from ``input_shape`` (and ``input_dtype``); by default it is read off the net's
 first layer: ``[1, C, 32, 32]`` for a 2-D conv, ``[1, in]`` for a linear layer, ``[1, 256]`` token ids for an
-embedding. A forward argument named ``lengths`` (packed-sequence models) gets the full sequence length.
+embedding. A forward argument named ``lengths`` (padded token batches) gets the full sequence length.
 """
 
 from __future__ import annotations
