@@ -19,7 +19,6 @@ from __future__ import annotations
 import torch
 from common import compare, device_kind, main_for, median_time, row
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from dllabs.nets.lstm import LSTMClassifier
 
@@ -52,12 +51,8 @@ class PaddedLSTM(nn.Module):
 class PackedLSTMClassifier(LSTMClassifier):
     """``LSTMClassifier`` that packs every batch, unidirectional too (what the framework's net avoids)."""
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        packed = pack_padded_sequence(self.embedding(tokens), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_outputs, (hidden, _) = self.lstm(packed)
-        outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=tokens.shape[1])
-        last = hidden[-2:].transpose(0, 1).reshape(tokens.shape[0], -1) if self.lstm.bidirectional else None
-        return self.head(self.dropout(self._pool(outputs, lengths.to(outputs.device), last)))
+    def _packs(self) -> bool:
+        return True
 
 
 def review_batches(count: int, batch: int, max_length: int, device: torch.device) -> list[tuple[torch.Tensor, ...]]:

@@ -71,23 +71,26 @@ class LSTMClassifier(nn.Module):
                 f"token id {int(tokens.max())} does not fit the embedding of {self.embedding.num_embeddings} "
                 "words; make model.net.vocab_size at least the data's vocabulary size (data.max_vocab_size)."
             )
-        lengths = lengths.clamp(min=1)
+        return self.head(self.dropout(self._review_vectors(tokens, lengths.clamp(min=1))))
+
+    def _packs(self) -> bool:
+        """Pack only where padding would reach the outputs read: the backward direction starts in it."""
+        return self.lstm.bidirectional
+
+    def _review_vectors(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """One vector per review from the top layer, padding steps excluded."""
         embedded = self.embedding(tokens)
-        if self.lstm.bidirectional:
+        if self._packs():
             packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
             packed_outputs, (hidden, _) = self.lstm(packed)
+            if self.pooling == "last":
+                top = hidden[-(2 if self.lstm.bidirectional else 1) :]
+                return top.transpose(0, 1).reshape(tokens.shape[0], -1)
             outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=tokens.shape[1])
-            last = hidden[-2:].transpose(0, 1).reshape(tokens.shape[0], -1)
         else:
             outputs, _ = self.lstm(embedded)
-            last = None
-        return self.head(self.dropout(self._pool(outputs, lengths.to(outputs.device), last)))
-
-    def _pool(self, outputs: torch.Tensor, lengths: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
-        """One vector per review from the top layer's outputs ``[B, T, H]``, padding steps excluded."""
+        lengths = lengths.to(outputs.device)
         if self.pooling == "last":
-            if last is not None:
-                return last
             return outputs[torch.arange(outputs.shape[0], device=outputs.device), lengths - 1]
         valid = torch.arange(outputs.shape[1], device=outputs.device)[None, :] < lengths[:, None]
         if self.pooling == "max":
