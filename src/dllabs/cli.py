@@ -210,6 +210,7 @@ class _Run:
 
     def finish(self, metrics_file: Path) -> dict[str, Any]:
         """Write ``metrics.json`` (and the curves figure) from whatever the run got to."""
+        from dllabs.callbacks.results import collect_results
         from dllabs.reporting.curves import plot_history
 
         record, cfg, trainer = self.record, self.cfg, self.trainer
@@ -228,12 +229,15 @@ class _Run:
             wall_time_s=round(time.time() - self.started, 3),
             history=self.history.epochs,
         )
-        results = getattr(self.task, "run_results", None)
-        if callable(results):
+        results = collect_results(trainer.callbacks) if trainer is not None else {}
+        task_results = getattr(self.task, "run_results", None)  # TODO(issue 12): move into callbacks
+        if callable(task_results):
             try:
-                record["results"] = results()
+                results = {**task_results(), **results}
             except Exception as err:  # noqa: BLE001 - a broken summary must not lose the run's record
                 log.warning("could not collect run results: %s", err)
+        if results:
+            record["results"] = results
         if _is_global_zero(trainer):
             write_json_atomic(metrics_file, record)
             if self.history.epochs:
