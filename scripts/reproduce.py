@@ -1,12 +1,16 @@
 """Reproduce one lab's whole study end to end: its runs, its sweeps and its reports, in fixed folders.
 
-    python scripts/reproduce.py LAB [--dry-run] [--force] [--only STEP ...] [-- EXTRA OVERRIDES]
+    python scripts/reproduce.py LAB [--dry-run] [--force] [--only STEP ...] [--quick] [-- EXTRA OVERRIDES]
     make reproduce LAB=resnet20 ARGS="-- trainer=gpu"
+    make reproduce LAB=lms ARGS=--quick        # a few batches per run: checks the pipeline and the ledger
 
 LAB is one of: lms, layers, simplenn, robust, resnet20, imdb, gpt2 (``--list`` shows each lab's steps).
 Everything lands under ``outputs/reproduce/<lab>/<step>/``; ``outputs/reproduce/<lab>/reproduce.json`` records
-each step's command, exit status and time. Run it again after an interruption: finished steps are skipped
-(``--force`` redoes them) and training steps resume from their last checkpoint (``ckpt_path=last``).
+each step's command, exit status, time, commit and machine. Run it again after an interruption: finished steps are
+skipped (``--force`` redoes them) and training steps resume from their last checkpoint (``ckpt_path=last``).
+At the end the lab's entry of the results ledger is rewritten from these folders: ``docs/results/<lab>.json`` and
+``docs/results.md`` (see ``scripts/ledger.py``). ``--quick`` runs every training command for a few batches, under
+``outputs/reproduce-quick/`` with its own ledger there, so the real ledger is never overwritten by a check.
 Overrides after ``--`` go to every train.py command (e.g. ``trainer=gpu``, ``trainer.precision=bf16-mixed``,
 ``hydra/launcher=slurm`` to send the sweeps to a cluster).
 """
@@ -22,8 +26,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dllabs.reporting.ledger import build_lab, git_commit, machine, write_index
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path("outputs") / "reproduce"
+QUICK_OUT = Path("outputs") / "reproduce-quick"
+QUICK = [  # a few batches of every training command: checks the commands and the ledger, measures nothing
+    "trainer.max_epochs=1", "++trainer.limit_train_batches=2", "++trainer.limit_val_batches=2",
+    "++trainer.limit_test_batches=2", "trainer.num_sanity_val_steps=0",
+]
 
 
 @dataclass
@@ -68,11 +79,11 @@ LABS: dict[str, list[Step]] = {
         Step("simplenn3", ["scripts/analyze.py", "hydra.run.dir={dir}"], "report"),
         Step("resnet20", ["scripts/analyze.py", "model=resnet20", "hydra.run.dir={dir}"], "report"),
     ],
-    "simplenn": [  # SPEC lab 3
-        run("fixed_lr", "experiment=simplenn_cifar10"),
-        run("step_decay", "experiment=simplenn_cifar10_decay"),
-        sweep("schedule", "experiment=simplenn_cifar10", "sweep=simplenn_schedule"),
-        report("schedule_report", "scripts/report.py", "{lab}/schedule", needs=["schedule"]),
+    "simplenn": [  # SPEC lab 3: fixed lr and step decay, 3 seeds each
+        sweep("fixed_lr", "experiment=simplenn_cifar10", "seed=1,2,3"),
+        sweep("step_decay", "experiment=simplenn_cifar10_decay", "seed=1,2,3"),
+        report("fixed_lr_report", "scripts/report.py", "{lab}/fixed_lr", needs=["fixed_lr"]),
+        report("step_decay_report", "scripts/report.py", "{lab}/step_decay", needs=["step_decay"]),
     ],
     "robust": [  # SPEC lab 4
         sweep("augment", "experiment=simplenn_cifar10", "sweep=robust_augment"),
@@ -103,10 +114,10 @@ LABS: dict[str, list[Step]] = {
             "report", ["reference"],
         ),
     ],
-    "imdb": [  # SPEC lab 6
-        run("reference", "experiment=lstm_imdb"),
+    "imdb": [  # SPEC lab 6: the reference over 3 seeds, and the strong setting
+        sweep("reference", "experiment=lstm_imdb", "seed=1,2,3"),
         run("strong", "experiment=lstm_imdb_strong"),
-        report("reference_report", "scripts/sentiment_report.py", "{lab}/reference", needs=["reference"]),
+        report("reference_report", "scripts/sentiment_report.py", "{lab}/reference/0", needs=["reference"]),
         report("strong_report", "scripts/sentiment_report.py", "{lab}/strong", needs=["strong"]),
     ],
     "gpt2": [  # SPEC lab 7
@@ -130,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="redo steps that finished before")
     parser.add_argument("--only", nargs="+", metavar="STEP", help="run only these steps")
     parser.add_argument("--list", action="store_true", help="list every lab's steps")
+    parser.add_argument("--quick", action="store_true", help="a few batches per run, under outputs/reproduce-quick/")
+    parser.add_argument("--out", type=Path, default=None, help="folder of the labs' run folders (default: outputs/reproduce)")
+    parser.add_argument(
+        "--ledger", type=Path, default=None,
+        help="results folder to update (default: docs/results, or <out>/results with --quick or --out)",
+    )
+    parser.add_argument("--no-ledger", action="store_true", help="do not update the results ledger")
     args = parser.parse_args(argv)
     if args.list or not args.lab:
         for lab, steps in LABS.items():
@@ -142,14 +160,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.lab} has no step {', '.join(sorted(unknown))}; steps: "
               f"{', '.join(s.name for s in steps)}", file=sys.stderr)
         return 2
-    lab_dir = OUT / args.lab
+    out = args.out or (QUICK_OUT if args.quick else OUT)
+    ledger_dir = args.ledger or (ROOT / "docs" / "results" if out == OUT else out / "results")
+    if args.quick:
+        extra = [*QUICK, *extra]
+    lab_dir = out / args.lab
     state_file = ROOT / lab_dir / "reproduce.json"
     state = _load_state(state_file)
+    commit, where = git_commit(ROOT), machine()
     failed: list[str] = []
     for step in steps:
         if args.only and step.name not in args.only:
             continue
-        command = step.command(lab_dir, extra if step.kind != "report" else [])
+        step_extra = extra if step.kind != "report" else []
+        command = step.command(lab_dir, step_extra)
         printable = shlex.join(["python", *command[1:]])
         if args.dry_run:
             print(printable)
@@ -166,17 +190,24 @@ def main(argv: list[str] | None = None) -> int:
         started = time.time()
         returncode = subprocess.run(command, cwd=ROOT, check=False).returncode
         state[step.name] = {
-            "command": printable, "status": "ok" if returncode == 0 else "failed", "returncode": returncode,
+            "command": printable, "kind": step.kind, "overrides": [a for a in step.argv if "=" in a] + step_extra,
+            "status": "ok" if returncode == 0 else "failed", "returncode": returncode,
             "seconds": round(time.time() - started, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "commit": commit, "machine": where, "quick": args.quick,
         }
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(json.dumps(state, indent=2))
         if returncode != 0:
             failed.append(step.name)
             print(f"[{args.lab}] {step.name} failed (exit {returncode}); the steps that do not need it go on")
-    if not args.dry_run:
-        print(f"[{args.lab}] {'failed: ' + ', '.join(failed) if failed else 'all steps done'}; "
-              f"results in {lab_dir}/ (log: {state_file.relative_to(ROOT)})")
+    if args.dry_run:
+        return 0
+    print(f"[{args.lab}] {'failed: ' + ', '.join(failed) if failed else 'all steps done'}; "
+          f"results in {lab_dir}/ (log: {state_file.relative_to(ROOT) if state_file.is_relative_to(ROOT) else state_file})")
+    if not args.no_ledger and state:
+        build_lab(args.lab, ROOT / lab_dir, ROOT / ledger_dir, quick=args.quick)
+        index = write_index(ROOT / ledger_dir, (ROOT / ledger_dir).with_suffix(".md"))
+        print(f"[{args.lab}] ledger updated: {ledger_dir / (args.lab + '.json')} and {index}")
     return 1 if failed else 0
 
 
