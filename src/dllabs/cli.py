@@ -206,7 +206,10 @@ class _Run:
         callbacks = self.trainer.callbacks if self.trainer is not None else []
         guard = next((c for c in callbacks if isinstance(c, DivergenceGuard)), None)
         if guard is not None and guard.diverged_at is not None:
-            self.history.epochs.append({"epoch": guard.diverged_at["epoch"], "train/loss": guard.diverged_at["loss"]})
+            seen = {row["epoch"] for row in self.history.epochs}
+            if guard.diverged_at["epoch"] not in seen:
+                row = {k: v for k, v in guard.diverged_at.items() if k != "step"}
+                self.history.epochs.append({("train/loss" if k == "loss" else k): v for k, v in row.items()})
 
     def finish(self, metrics_file: Path) -> dict[str, Any]:
         """Write ``metrics.json`` (and the curves figure) from whatever the run got to."""

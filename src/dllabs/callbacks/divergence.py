@@ -1,4 +1,10 @@
-"""Stop a run whose training loss is no longer finite, so a sweep records it as diverged and goes on."""
+"""Stop a run that diverged, so a sweep records it as ``diverged`` and goes on.
+
+A run has diverged when its training loss is no longer finite (or above ``max_loss``), or, with
+``stuck_epochs`` set, when after that many epochs its validation accuracy is still at chance level (the task's
+``chance_level``, e.g. 1/num_classes, plus ``stuck_margin``): such a run has learned nothing and its "best
+checkpoint" means nothing, e.g. SGD at lr 1.0 with BatchNorm, whose loss stays finite while the net is wrecked.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +26,37 @@ def _loss_of(outputs: Any) -> torch.Tensor | None:
 
 
 class DivergenceGuard(L.Callback):
-    """Raise :class:`TrainingDiverged` when ``training_step`` returns a NaN/inf loss or it exceeds ``max_loss``."""
+    """Raise :class:`TrainingDiverged` when ``training_step`` returns a NaN/inf loss or it exceeds ``max_loss``,
+    or when ``stuck_metric`` is still within ``stuck_margin`` of the task's ``chance_level`` after ``stuck_epochs``
+    epochs (off when ``stuck_epochs`` is None or the task declares no chance level)."""
 
-    def __init__(self, max_loss: float = math.inf) -> None:
+    def __init__(
+        self,
+        max_loss: float = math.inf,
+        stuck_epochs: int | None = None,
+        stuck_metric: str = "val/acc",
+        stuck_margin: float = 0.01,
+    ) -> None:
         self.max_loss = max_loss
+        self.stuck_epochs = stuck_epochs
+        self.stuck_metric = stuck_metric
+        self.stuck_margin = stuck_margin
         self.diverged_at: dict[str, Any] | None = None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        chance = getattr(pl_module, "chance_level", None)
+        if trainer.sanity_checking or not self.stuck_epochs or chance is None:
+            return
+        if trainer.current_epoch + 1 != self.stuck_epochs or self.stuck_metric not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.stuck_metric])
+        if value > chance + self.stuck_margin:
+            return
+        self.diverged_at = {"epoch": trainer.current_epoch, "step": trainer.global_step, self.stuck_metric: value}
+        raise TrainingDiverged(
+            f"{self.stuck_metric} is {value:.4f} after {self.stuck_epochs} epochs, at chance level ({chance:.4f}): "
+            "the run learned nothing; run stopped"
+        )
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         loss = _loss_of(outputs)

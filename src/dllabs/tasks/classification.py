@@ -36,6 +36,11 @@ class ClassificationTask(BaseTask):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
+    @property
+    def chance_level(self) -> float:
+        """Accuracy of guessing on balanced classes (CIFAR-10, IMDB): a run stuck there has learned nothing."""
+        return 1.0 / self.hparams.num_classes
+
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.net(*inputs)
 
