@@ -92,6 +92,64 @@ def test_perplexity_is_exp_of_the_models_own_mean_loss(tiny):
     assert whole["tokens"] == sum(tokens) and whole["ppl"] == pytest.approx(math.exp(mean), rel=1e-5)
 
 
+def test_exact_and_lab_maskcount_perplexity_match_a_hand_computation(tiny):
+    _, model_dir, _ = tiny
+    task = LanguageModelTask(net=causal_lm(pretrained=model_dir, local_files_only=True),
+                             optimizer=partial(torch.optim.AdamW, lr=1e-3), lab_perplexity=True)
+    examples = [[5, 9, 13, 2, 7], [], [11, 3], [4, 8, 15, 16]]  # an empty line and a 2-token one among them
+    batches = [collate(examples[:2], pad_id=0, pad_to=8), collate(examples[2:], pad_id=0, pad_to=8)]
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    [metrics] = trainer.validate(task, dataloaders=torch.utils.data.DataLoader(batches, batch_size=None), verbose=False)
+    net = task.net.eval()
+    nll = 0.0
+    for tokens in examples:
+        if len(tokens) < 2:
+            continue
+        with torch.no_grad():
+            log_probs = net(input_ids=torch.tensor([tokens])).logits[0].log_softmax(-1)
+        nll -= sum(float(log_probs[t, tokens[t + 1]]) for t in range(len(tokens) - 1))
+    predicted = sum(max(0, len(tokens) - 1) for tokens in examples)  # 4 + 0 + 1 + 3 = 8
+    attended = sum(len(tokens) for tokens in examples)  # 11: the first token of each line is never predicted
+    assert metrics["val/ppl"] == pytest.approx(math.exp(nll / predicted), rel=1e-4)
+    assert metrics["val/ppl_lab_maskcount"] == pytest.approx(math.exp(nll / attended), rel=1e-4)
+
+
+def test_a_batch_of_only_empty_lines_adds_no_loss_and_no_nan(tiny):
+    _, model_dir, _ = tiny
+    task = LanguageModelTask(net=causal_lm(pretrained=model_dir, local_files_only=True),
+                             optimizer=partial(torch.optim.AdamW, lr=1e-3))
+    empty = collate([[], [], []], pad_id=0, pad_to=16)
+    loss = task.training_step(empty, 0)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in task.net.parameters() if p.grad is not None)
+    line = [5, 9, 13, 2, 7]
+    task.net.eval()  # no dropout: the same line must give the same loss with or without empty neighbours
+    alone = task.training_step(collate([line], pad_id=0, pad_to=16), 0)
+    mixed = task.training_step(collate([[], line, []], pad_id=0, pad_to=16), 0)
+    assert mixed.item() == pytest.approx(alone.item(), rel=1e-5)
+
+
+def test_lora_parameters_of_the_real_gpt2_shape_are_counted_from_the_config_alone():
+    from transformers import GPT2Config
+
+    lab = {"r": 64, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["c_attn"], "fan_in_fan_out": True}
+    config = GPT2Config()  # the 124M gpt2 shape: 12 layers, 768 wide; c_attn maps 768 -> 3 x 768
+    assert lora_trainable_parameters(lab) == config.n_layer * 64 * (config.n_embd + 3 * config.n_embd) == 2_359_296
+    assert lora_trainable_parameters({**lab, "r": 8}, {"n_layer": 2}) == 2 * 8 * 4 * 768
+
+
+def test_analysis_builds_the_gpt2_net_without_task_or_optimizer(tiny, tmp_path):
+    from dllabs.analysis.cli import build_net
+
+    _, model_dir, _ = tiny
+    cfg = compose_config(["model=gpt2", f"model.net.pretrained={model_dir}", "model.net.local_files_only=true"],
+                         tmp_path, config_name="analyze")
+    assert "optimizer" not in cfg
+    net = build_net(cfg)
+    assert type(net).__name__ == "GPT2LMHeadModel" and net.config.n_positions == 128
+
+
 def test_sliding_window_scores_every_token_once(tiny):
     _, model_dir, _ = tiny
     model = load_causal_lm(model_dir, local_files_only=True).eval()
