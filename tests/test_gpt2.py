@@ -335,3 +335,22 @@ def test_generate_script_prints_text_and_reports_a_missing_model(tiny, tmp_path)
     assert "--- 'The river'\nThe river" in ok.stdout
     missing = run_cli(["scripts/generate.py", f"model.pretrained={tmp_path / 'nothing'}"], env={"HF_HUB_OFFLINE": "1"})
     assert missing.returncode == 2 and "error:" in missing.stderr and "does not exist" in missing.stderr
+
+
+@pytest.mark.slow
+def test_a_resumed_run_keeps_the_perplexity_and_samples_from_before_training(tiny, tmp_path):
+    from tests.conftest import interrupt_after
+
+    _, _, overrides = tiny
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["experiment=gpt2_full", *overrides, "trainer.max_epochs=2", "callbacks.hf_export=null",
+              "optimizer.lr=1e-2", "scheduler.warmup_steps=2"]
+    run_train([*common, *interrupt_after(0)], first)
+    before = json.loads((first / "metrics.json").read_text())["results"]
+    assert len(before["perplexity"]["val_per_epoch"]) == 1
+    run_train([*common, f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}"], second)
+    after = json.loads((second / "metrics.json").read_text())["results"]
+    assert after["perplexity"]["val_before"] == before["perplexity"]["val_before"]  # not re-measured mid-run
+    assert after["perplexity"]["val_per_epoch"][0] == before["perplexity"]["val_per_epoch"][0]
+    assert len(after["perplexity"]["val_per_epoch"]) == 2
+    assert after["samples"][0]["text_before"] == before["samples"][0]["text_before"]
