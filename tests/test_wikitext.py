@@ -175,7 +175,7 @@ def test_real_wikitext_lab_slice(shared_data):
                             splits={"train": "validation", "val": "test"}, local_files_only=True)
     dm.setup("fit")
     # the lab's 10% slice: 3,760 validation lines -> 376 examples, empty lines included (47 batches of 8)
-    assert sum(1 for _ in open(folder / "wiki.valid.raw", encoding="utf-8")) == 3_760
+    assert (folder / "wiki.valid.raw").read_text(encoding="utf-8").count("\n") == 3_760
     assert dm.describe()["lines"] == {"validation": 376, "test": 435}
     assert dm.describe()["examples"] == {"validation": 376, "test": 435} and len(dm.train_dataloader()) == 47
     assert sum(1 for example in dm.datasets["validation"].examples if not example) > 100
