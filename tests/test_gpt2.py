@@ -217,6 +217,13 @@ def test_generation_returns_text(tiny):
     sampled = generate(model, tokenizer, ["The river"],
                        GenerationSettings(max_new_tokens=5, do_sample=True, num_return_sequences=3, seed=1))
     assert len(sampled) == 3
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    generate(model, tokenizer, ["The river"], GenerationSettings(max_new_tokens=3, do_sample=True, seed=1))
+    assert torch.equal(torch.rand(3), expected), "a seeded generation must not reseed the training around it"
+    lab = generate(model, tokenizer, ["The river"], GenerationSettings(max_length=20))
+    assert 15 <= len(tokenizer(lab[0]["text"])["input_ids"]) <= 20, "max_length counts the prompt's tokens too"
     with pytest.raises(ConfigError, match="do_sample"):
         GenerationSettings(num_return_sequences=2).generate_kwargs()
 
