@@ -25,9 +25,14 @@ def module(root, tokenizer, **kwargs) -> WikiTextDataModule:
     return dm
 
 
-def non_empty_lines(root, split="train"):
+def raw_lines(root, split="train"):
+    """The file's lines, blank ones as the hub dataset holds them ("")."""
     text = (root / "wikitext-2-raw" / f"wiki.{split}.raw").read_text(encoding="utf-8")
-    return [line + "\n" for line in text.split("\n")[:-1] if line.strip()]
+    return [line + "\n" if line.strip() else "" for line in text.split("\n")[:-1]]
+
+
+def non_empty_lines(root, split="train"):
+    return [line for line in raw_lines(root, split) if line]
 
 
 def test_lab_protocol_pads_every_line_to_block_size_and_ignores_pads(tiny):
@@ -35,7 +40,8 @@ def test_lab_protocol_pads_every_line_to_block_size_and_ignores_pads(tiny):
     dm = module(root, tokenizer, protocol="lab", block_size=24, batch_size=4)
     batch = next(iter(dm.val_dataloader()))
     assert batch["input_ids"].shape == (4, 24)
-    lines = non_empty_lines(root, "valid")[:4]
+    lines = raw_lines(root, "valid")[:4]
+    assert lines[0] == "" and lines[1].startswith(" = "), "the fixture starts with a blank line and a heading"
     for row, line in enumerate(lines):
         ids = dm.tokenizer(line)["input_ids"][:24]
         n = len(ids)
@@ -44,6 +50,40 @@ def test_lab_protocol_pads_every_line_to_block_size_and_ignores_pads(tiny):
         assert (batch["labels"][row, n:] == -100).all()
         assert batch["attention_mask"][row].tolist() == [1] * n + [0] * (24 - n)
     assert (batch["labels"] == -100).any(), "the fixture's short lines must leave padding"
+
+
+def test_lab_protocol_keeps_empty_lines_so_ten_percent_of_wikitext2_is_459_steps_per_epoch(tmp_path, tiny):
+    from functools import partial
+
+    from dllabs import schedules
+
+    _, tokenizer = tiny
+    fixture.write_wikitext(tmp_path / "wikitext-2-raw", {"train": 36_718, "valid": 3_760, "test": 40})  # WikiText-2's
+    dm = module(tmp_path, tokenizer, protocol="lab", fraction=0.1, block_size=32, batch_size=8)
+    assert dm.describe()["examples"] == {"train": 3_671, "validation": 376}
+    empty = [row for row, example in enumerate(dm.datasets["train"].examples) if not example]
+    assert len(empty) == sum(1 for line in raw_lines(tmp_path)[:3_671] if not line) > 1_000
+    loader = dm.train_dataloader()
+    assert len(loader) == 459 and len(dm.val_dataloader()) == 47
+    empty_row = collate([dm.datasets["train"][empty[0]]], pad_id=0, pad_to=32)
+    assert (empty_row["labels"] == -100).all() and not empty_row["attention_mask"].any()
+    # 3 epochs = 1,377 steps: 500 warm-up steps, then the linear decay reaches 0 at the last step (the lab's shape)
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([param], lr=1.0)
+    schedule = partial(schedules.linear, warmup_steps=500)(optimizer, total_steps=3 * len(loader), steps_per_epoch=459)
+    rates = []
+    for _ in range(3 * len(loader)):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert len(rates) == 1_377 and max(rates) == rates[500] == 1.0 and rates[250] == pytest.approx(0.5, abs=0.01)
+    assert rates[-1] == pytest.approx(1 / 877, rel=1e-6) and optimizer.param_groups[0]["lr"] == 0.0
+
+
+def test_dynamic_protocol_pads_a_batch_of_empty_lines_to_one_ignored_token():
+    batch = collate([[], []], pad_id=7)
+    assert batch["input_ids"].tolist() == [[7], [7]] and (batch["labels"] == -100).all()
+    assert not batch["attention_mask"].any()
 
 
 def test_dynamic_protocol_has_the_same_tokens_padded_to_the_longest_line(tiny):
@@ -82,8 +122,7 @@ def test_fraction_keeps_the_first_lines_of_each_split(tiny):
     dm = module(root, tokenizer, fraction=0.1, block_size=24)
     lines = {split: len(v) for split, v in dm.lines.items()}
     assert lines == {"train": 16, "validation": 6}  # floor(0.1 * 160), floor(0.1 * 60)
-    first = (root / "wikitext-2-raw" / "wiki.train.raw").read_text(encoding="utf-8").split("\n")[:16]
-    assert [line.rstrip("\n") for line in dm.lines["train"]] == first
+    assert dm.lines["train"] == raw_lines(root, "train")[:16]
     assert dm.describe()["splits"] == {"train": "train", "val": "validation", "test": "test"}
 
 
@@ -135,7 +174,11 @@ def test_real_wikitext_lab_slice(shared_data):
     dm = WikiTextDataModule(data_dir=shared_data, tokenizer=str(tokenizer), fraction=0.1, block_size=1024,
                             splits={"train": "validation", "val": "test"}, local_files_only=True)
     dm.setup("fit")
-    assert dm.describe()["lines"] == {"validation": 376, "test": 435}  # the lab's 10% slice: 376 validation lines
+    # the lab's 10% slice: 3,760 validation lines -> 376 examples, empty lines included (47 batches of 8)
+    assert (folder / "wiki.valid.raw").read_text(encoding="utf-8").count("\n") == 3_760
+    assert dm.describe()["lines"] == {"validation": 376, "test": 435}
+    assert dm.describe()["examples"] == {"validation": 376, "test": 435} and len(dm.train_dataloader()) == 47
+    assert sum(1 for example in dm.datasets["validation"].examples if not example) > 100
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape == (8, 1024)
     assert dm.tokenizer("Hello world")["input_ids"] == [15496, 995]

@@ -61,11 +61,10 @@ def build_task(cfg: DictConfig):
     task = instantiate_task(cfg)
     import torch
 
-    attribute = "net" if hasattr(task, "net") else "model" if hasattr(task, "model") else None
-    if attribute and cfg.get("channels_last"):
-        setattr(task, attribute, getattr(task, attribute).to(memory_format=torch.channels_last))
-    if attribute and cfg.get("compile"):
-        getattr(task, attribute).compile()  # in place: checkpoints keep the plain parameter names
+    if cfg.get("channels_last"):
+        task.net = task.net.to(memory_format=torch.channels_last)
+    if cfg.get("compile"):
+        task.net.compile()  # in place: checkpoints keep the plain parameter names
     return task
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,14 @@ from dllabs.errors import ConfigError
 
 @dataclass
 class GenerationSettings:
-    """How to continue a prompt. ``do_sample=false`` is greedy decoding; the sampling knobs apply otherwise."""
+    """How to continue a prompt: the one set of defaults (configs override single keys, null = keep the default).
+
+    ``do_sample=false`` is greedy decoding; the sampling knobs apply otherwise. ``max_length`` (prompt and
+    continuation together, as the lab's ``max_length=100``) replaces ``max_new_tokens`` when set.
+    """
 
     max_new_tokens: int = 50
+    max_length: int | None = None
     do_sample: bool = False
     temperature: float = 1.0
     top_k: int = 50
@@ -29,8 +34,12 @@ class GenerationSettings:
     def generate_kwargs(self) -> dict[str, Any]:
         if self.max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.max_length is not None and self.max_length < 2:
+            raise ConfigError(f"max_length must be at least 2 tokens, got {self.max_length}")
+        length = {"max_new_tokens": int(self.max_new_tokens)} if self.max_length is None else {
+            "max_length": int(self.max_length)}
         kwargs: dict[str, Any] = {
-            "max_new_tokens": int(self.max_new_tokens),
+            **length,
             "do_sample": bool(self.do_sample),
             "num_return_sequences": int(self.num_return_sequences),
             "repetition_penalty": float(self.repetition_penalty),
@@ -51,33 +60,36 @@ def generate(
     kwargs = settings.generate_kwargs()
     if not prompts:
         raise ConfigError('no prompt given: pass prompt="..." (or a list in generation.prompts)')
-    if settings.seed is not None:
-        torch.manual_seed(int(settings.seed))
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    try:
-        outputs: list[dict[str, str]] = []
-        for prompt in prompts:
-            encoded = tokenizer([prompt], return_tensors="pt", padding=True).to(device)
-            if encoded["input_ids"].shape[1] == 0:
-                encoded = {
-                    "input_ids": torch.tensor([[tokenizer.bos_token_id]], device=device),
-                    "attention_mask": torch.ones((1, 1), dtype=torch.long, device=device),
-                }
-            tokens = model.generate(**encoded, pad_token_id=tokenizer.pad_token_id, **kwargs)
-            for row in tokens:
-                outputs.append({"prompt": prompt, "text": tokenizer.decode(row, skip_special_tokens=True)})
-        return outputs
-    finally:
-        tokenizer.padding_side = padding_side
-        model.train(was_training)
+    outputs: list[dict[str, str]] = []
+    # a seeded generation must not change the random state of the training around it
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        try:
+            if settings.seed is not None:
+                torch.manual_seed(int(settings.seed))
+            for prompt in prompts:
+                encoded = tokenizer([prompt], return_tensors="pt", padding=True).to(device)
+                if encoded["input_ids"].shape[1] == 0:
+                    encoded = {
+                        "input_ids": torch.tensor([[tokenizer.bos_token_id]], device=device),
+                        "attention_mask": torch.ones((1, 1), dtype=torch.long, device=device),
+                    }
+                tokens = model.generate(**encoded, pad_token_id=tokenizer.pad_token_id, **kwargs)
+                for row in tokens:
+                    outputs.append({"prompt": prompt, "text": tokenizer.decode(row, skip_special_tokens=True)})
+        finally:
+            tokenizer.padding_side = padding_side
+            model.train(was_training)
+    return outputs
 
 
 def load_from_run(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, Any, str]:
-    """Model and tokenizer of a trained LM run: its ``hf_model/`` export, else its best checkpoint."""
+    """Model and tokenizer of a trained LM run: its ``hf_model/`` export, else its net with the weights of its best
+    checkpoint and its data module's tokenizer (both rebuilt from the run's own config)."""
     from dllabs.lm.finetune import MODEL_DIR
     from dllabs.lm.pretrained import load_causal_lm, load_tokenizer
 
@@ -91,11 +103,12 @@ def load_from_run(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, 
 
     cfg = runs.load_run_config(run)
     task = runs.instantiate_task(cfg)
+    if not hasattr(task.net, "generate"):
+        raise ConfigError(f"{run} is not a language-model run (model.net={cfg.model.net.get('_target_')})")
     checkpoint = runs.best_checkpoint(run)
     runs.load_task_weights(task, checkpoint)
-    if not hasattr(task, "model") or not hasattr(task, "tokenizer"):
-        raise ConfigError(f"{run} is not a language-model run (model={cfg.model.get('_target_')})")
-    return task.model.to(device), task.tokenizer, f"checkpoint {checkpoint}"
+    tokenizer = runs.instantiate_datamodule(cfg).tokenizer
+    return task.net.to(device), tokenizer, f"checkpoint {checkpoint}"
 
 
 def load_pretrained(pretrained: str, tokenizer: str | None = None, device: str = "cpu",
@@ -105,6 +118,12 @@ def load_pretrained(pretrained: str, tokenizer: str | None = None, device: str =
 
     model = load_causal_lm(pretrained, local_files_only=local_files_only).to(device)
     return model, load_tokenizer(tokenizer or pretrained, local_files_only=local_files_only), f"pretrained {pretrained}"
+
+
+def settings_from(cfg: Any) -> GenerationSettings:
+    """The settings named in ``cfg`` (a config or dict): its non-null fields of :class:`GenerationSettings`."""
+    values = {field.name: cfg.get(field.name) for field in fields(GenerationSettings)}
+    return GenerationSettings(**{key: value for key, value in values.items() if value is not None})
 
 
 def pick_device(device: str = "auto") -> str:
@@ -128,13 +147,10 @@ def generate_from_config(cfg: Any) -> list[dict[str, str]]:
     else:
         raise ConfigError("nothing to generate with: pass run_dir=<a GPT-2 run folder> or model.pretrained=<name|folder>")
     prompts = list(cfg.get("prompts") or []) or [cfg.prompt]
-    settings = GenerationSettings(
-        max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample, temperature=cfg.temperature, top_k=cfg.top_k,
-        top_p=cfg.top_p, repetition_penalty=cfg.repetition_penalty,
-        num_return_sequences=cfg.num_return_sequences, seed=cfg.seed,
-    )
+    settings = settings_from(cfg)
     samples = generate(model, tokenizer, prompts, settings)
-    print(f"# {source} ({'sampling' if settings.do_sample else 'greedy'}, {settings.max_new_tokens} new tokens)")
+    length = f"{settings.max_length} tokens" if settings.max_length else f"{settings.max_new_tokens} new tokens"
+    print(f"# {source} ({'sampling' if settings.do_sample else 'greedy'}, {length})")
     for sample in samples:
         print(f"\n--- {sample['prompt']!r}\n{sample['text']}")
     if cfg.get("output"):

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
@@ -113,11 +114,11 @@ def _extra_arguments(net: nn.Module, shape: Sequence[int]) -> list[torch.Tensor]
 
 
 def build_net(cfg: DictConfig) -> nn.Module:
-    """The model config's net (the task is built with the optimiser factory, as train.py does)."""
-    from dllabs.runs import instantiate_task
-
+    """The model config's net alone (no task, optimiser or data)."""
+    if not cfg.model.get("net"):
+        raise ConfigError(f"model config {cfg.model.get('_target_')} has no net to analyse")
     try:
-        task = instantiate_task(cfg)
+        return instantiate(cfg.model.net)
     except (InstantiationException, OmegaConfBaseException) as err:
         if isinstance(err.__cause__, DllabsError):
             raise err.__cause__ from None
@@ -125,7 +126,6 @@ def build_net(cfg: DictConfig) -> nn.Module:
             f"cannot build the model config ({err}); analyze.py has no data config, so set values the model "
             "would take from it on the command line, e.g. model.net.vocab_size=20000"
         ) from err
-    return getattr(task, "net", task)
 
 
 def analyze(cfg: DictConfig) -> LayerTable:

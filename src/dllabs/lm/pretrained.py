@@ -28,10 +28,10 @@ def _how_to_provide(name: str) -> str:
         "or in Python\n"
         f"  AutoModelForCausalLM.from_pretrained('{name}').save_pretrained('DIR'); "
         f"AutoTokenizer.from_pretrained('{name}').save_pretrained('DIR')\n"
-        "then copy DIR to this machine and pass model.pretrained=DIR (a folder with config.json, the weights "
+        "then copy DIR to this machine and pass model.net.pretrained=DIR (a folder with config.json, the weights "
         "and the tokenizer files). For a pipeline check without weights, build a random model instead: "
-        "model.pretrained=null 'model.architecture={model_type:gpt2,n_layer:2,n_head:2,n_embd:128}' "
-        "data.tokenizer=<a tokenizer folder>. Offline, set HF_HUB_OFFLINE=1 (or model.local_files_only=true) to "
+        "model.net.pretrained=null 'model.net.architecture={model_type:gpt2,n_layer:2,n_head:2,n_embd:128}' "
+        "data.tokenizer=<a tokenizer folder>. Offline, set HF_HUB_OFFLINE=1 (or model.net.local_files_only=true) to "
         "skip the network retries."
     )
 
@@ -40,8 +40,8 @@ def resolve(name: str | None, what: str, required_file: str) -> str:
     """Return ``name`` as a string usable by ``from_pretrained``; raise when a local folder is missing or wrong."""
     if name is None or str(name).strip() == "":
         raise ConfigError(
-            f"no {what} given: set model.pretrained to a hub name (e.g. gpt2) or a save_pretrained folder; a "
-            f"randomly initialised model.architecture needs data.tokenizer=<hub name or tokenizer folder>"
+            f"no {what} given: set model.net.pretrained to a hub name (e.g. gpt2) or a save_pretrained folder; a "
+            f"randomly initialised model.net.architecture needs data.tokenizer=<hub name or tokenizer folder>"
         )
     name = str(name)
     path = Path(name).expanduser()
@@ -55,7 +55,7 @@ def resolve(name: str | None, what: str, required_file: str) -> str:
         return str(path)
     if path.exists() or _looks_like_path(name):
         raise PretrainedNotFoundError(
-            f"{what} folder {path} does not exist. Point model.pretrained (or data.tokenizer) at a folder "
+            f"{what} folder {path} does not exist. Point model.net.pretrained (or data.tokenizer) at a folder "
             f"written by save_pretrained, or use a hub name such as gpt2 on a machine with internet.\n"
             f"{_how_to_provide('gpt2')}"
         )
@@ -107,16 +107,19 @@ def load_causal_lm(name: str | None, dtype: str | None = None, local_files_only:
         raise _hub_error(source, "model", error) from error
 
 
-def build_causal_lm(architecture: Mapping[str, Any], vocab_size: int, dtype: str | None = None) -> Any:
-    """A randomly initialised causal LM from config values, e.g. ``{model_type: gpt2, n_layer: 2, ...}``."""
+def build_causal_lm(architecture: Mapping[str, Any], dtype: str | None = None) -> Any:
+    """A randomly initialised causal LM from config values, e.g. ``{model_type: gpt2, n_layer: 2, ...}``.
+
+    ``vocab_size`` defaults to the model type's own (50,257 for GPT-2, the size of its tokenizer)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     values = dict(architecture)
     model_type = values.pop("model_type", None)
     if model_type is None:
-        raise ConfigError("model.architecture needs a model_type (e.g. gpt2) next to the sizes (n_layer, n_embd, ...)")
-    values.setdefault("vocab_size", vocab_size)
+        raise ConfigError(
+            "model.net.architecture needs a model_type (e.g. gpt2) next to the sizes (n_layer, n_embd, ...)"
+        )
     config = AutoConfig.for_model(model_type, **values)
     model = AutoModelForCausalLM.from_config(config)
     if dtype not in (None, "auto"):
