@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from unittest import mock
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
