@@ -228,15 +228,15 @@ class _Run:
                 log.warning("could not collect run results: %s", err)
         if results:
             record["results"] = results
-        if trainer is not None:  # TensorBoard's HParams row, now that status and metrics are known
-            for callback in trainer.callbacks:
-                if isinstance(callback, HParams):
-                    callback.log_run(trainer, cfg, record)
         if _is_global_zero(trainer):
             write_json_atomic(metrics_file, record)
             if self.history.epochs:
                 plot_history(self.history.epochs, self.output_dir / "curves.png", title=str(cfg.task_name))
             log.info("status %s; metrics written to %s", record["status"], metrics_file)
+        if trainer is not None:  # TensorBoard's HParams row, now that status and metrics are known
+            for callback in trainer.callbacks:
+                if isinstance(callback, HParams):
+                    callback.log_run(trainer, cfg, record)
         return record
 
 

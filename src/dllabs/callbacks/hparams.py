@@ -24,18 +24,21 @@ from dllabs.reporting.hparams import RunRow, live_row
 
 log = logging.getLogger("dllabs")
 
-STATUSES = ["ok", "diverged", "failed"]
-
 
 def write_hparams(writer: SummaryWriter, row: RunRow, step: int = 0) -> None:
-    """Write ``row`` in the form the HParams plugin reads: the experiment and session summaries (the session
-    ends in FAILURE unless the status is ``ok``) and each metric as a scalar."""
-    experiment, session_start, _ = hparams_summaries(row.hparams, row.metrics, {"status": STATUSES})
+    """Write ``row`` in the form the HParams plugin reads: the session start (hyper-parameters) and end (FAILURE
+    unless the status is ``ok``) summaries, and each metric as a scalar.
+
+    No per-run experiment summary: TensorBoard would take the columns of whichever run it finds first; without
+    one it builds them from all runs' hyper-parameters and scalars, so a log dir holding runs of different
+    tasks (``outputs/``) shows every run's own keys.
+    """
+    _, session_start, _ = hparams_summaries(row.hparams, row.metrics)
     ended = _session_end(api_pb2.Status.Value("STATUS_SUCCESS") if row.hparams.get("status") == "ok" else api_pb2.Status.Value("STATUS_FAILURE"))
     for name, value in row.metrics.items():
         writer.add_scalar(name, value, step)  # (re)opens the event file when Lightning has closed it
     # SummaryWriter.add_hparams would write into a new sub-run; these summaries belong to this run
-    for summary in (experiment, session_start, ended):
+    for summary in (session_start, ended):
         writer.file_writer.add_summary(summary)
     writer.flush()
 
@@ -56,7 +59,11 @@ class HParams(L.Callback):
     def log_run(self, trainer: L.Trainer, config: DictConfig, record: Mapping[str, Any]) -> RunRow | None:
         if not trainer.is_global_zero:
             return None
-        row = live_row(config, record)
+        try:
+            row = live_row(config, record)
+        except Exception as err:  # noqa: BLE001 - a dashboard must never fail a finished run
+            log.warning("could not build the run's hyper-parameter row: %s", err)
+            return None
         for logger in trainer.loggers:
             try:
                 if isinstance(logger, TensorBoardLogger):
