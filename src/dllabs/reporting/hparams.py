@@ -63,8 +63,8 @@ def swept_keys(sweep_config: DictConfig | Mapping | None) -> list[str]:
     sweep_config = OmegaConf.create(sweep_config) if not isinstance(sweep_config, DictConfig) else sweep_config
     task = OmegaConf.select(sweep_config, "hydra.overrides.task") or []
     keys = [o.key_or_group for o in _parse(task) if o.is_sweep_override()]
-    params = OmegaConf.select(sweep_config, "hydra.sweeper.params")
-    keys += [str(k) for k in (params or {})]
+    params = OmegaConf.select(sweep_config, "hydra.sweeper.params") or {}
+    keys += [o.key_or_group for o in _parse(f"{k}={v}" for k, v in params.items()) if o.is_sweep_override()]
     return [k for k in dict.fromkeys(keys) if is_setting(k)]
 
 
