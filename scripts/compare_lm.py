@@ -23,8 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def show() -> None:
-        text, written = report(args.runs, args.out)
-        print(text)
+        _, written = report(args.runs, args.out, show=True)
         for path in written:
             print(f"written: {path}")
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from dllabs.errors import run_command
+from dllabs.reporting.table import show_table
 from dllabs.reporting.weights import compare_weights
 
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def show() -> None:
         table, figure, _ = compare_weights(args.runs, args.out, args.labels, args.checkpoint)
-        print(table)
+        show_table(table, title="penalised weights")
         print(f"figure: {figure}")
 
     return run_command(show)

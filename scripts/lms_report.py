@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from dllabs.errors import run_command
-from dllabs.reporting.lms import format_table, write_report
+from dllabs.reporting.lms import show_sweep_table, write_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def show() -> None:
         report = write_report(args.runs, args.out)
-        print(format_table(report.table))
+        show_sweep_table(report.table)
         print(f"figure: {report.figure_file}\ntable:  {report.table_file}")
 
     return run_command(show)

@@ -16,8 +16,7 @@ def main() -> int:
     args = parser.parse_args()
 
     def show() -> None:
-        table, _ = report(args.folder, args.out)
-        print(table)
+        report(args.folder, args.out)
         print(f"\nwritten: report.md, report.csv, report_curves.png in {args.out or args.folder}")
 
     return run_command(show)

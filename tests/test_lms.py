@@ -249,6 +249,7 @@ def test_train_cli_writes_results_figures_and_loadable_checkpoints(tmp_path):
     assert results["initial_weights"] == pytest.approx(START)
     assert {"wiener_weights", "distance_to_wiener", "stability_bound", "mse_convention"} <= results.keys()
     assert (run / "lms_mse.png").exists() and (run / "lms_planes.png").exists()
+    assert [p.name.split(",")[0] for p in (run / "tensorboard").iterdir()] == ["lms"]  # single run: experiment,time
     events = list((run / "tensorboard").rglob("events.out.tfevents.*"))
     assert events and max(e.stat().st_size for e in events) > 20_000, "figures logged to TensorBoard"
     torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)

@@ -43,6 +43,10 @@ def test_search_with_a_diverged_and_a_crashed_trial_completes_and_resumes(cifar_
         assert run["status"] == status, (lr, run.get("error"))
     best_number, best_row = by_lr[0.01]
 
+    for figure in ("optimization_history", "parallel_coordinate", "slice"):  # written with trials.csv
+        assert (sweep_dir / f"optuna_{figure}.png").stat().st_size > 5_000
+    assert "optimizer.lr=0.01" in [p.name for p in (sweep_dir / str(by_lr[0.01][0]) / "tensorboard").iterdir()]
+
     results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     assert results.best_params == {"optimizer.lr": 0.01}
     assert results.best_trial == best_number
@@ -90,3 +94,28 @@ def test_search_direction_follows_monitor_mode(tmp_path, mode, direction):
     assert cfg.hydra.sweeper.direction == direction
     assert cfg.hydra.sweeper.max_failure_rate == 1.0
     assert cfg.hydra.sweeper.storage.startswith("sqlite:///")
+
+
+def test_optuna_figures_of_a_tiny_study_are_real_images(tmp_path):
+    import importlib.util
+
+    import optuna
+    from PIL import Image
+
+    from hydra_plugins.dllabs_optuna_sweeper.optuna_sweeper import write_figures
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: -(t.suggest_float("lr", 1e-3, 1.0, log=True) - 0.1) ** 2 + t.suggest_int("width", 1, 4), 6)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # a failed trial must not break the figures
+
+    written = write_figures(study, tmp_path)
+    expected = {"optimization_history", "parallel_coordinate", "slice"}
+    if importlib.util.find_spec("sklearn"):  # Optuna's importance evaluators need scikit-learn
+        expected.add("param_importances")
+    assert {p.stem.removeprefix("optuna_") for p in written} >= expected
+    for path in written:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+            colours = image.convert("L").getextrema()
+        assert colours[0] < colours[1], f"{path.name} is blank"

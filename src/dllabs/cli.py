@@ -19,21 +19,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dllabs.errors import ConfigError, DllabsError, TrainingDiverged
+from dllabs.reporting.hparams import run_name
 
 log = logging.getLogger("dllabs")
+# the TensorBoard logger's version (conf/logger/tensorboard.yaml): runs named by what sets them apart
+OmegaConf.register_new_resolver("dllabs.run_name", run_name, replace=True)
 
 CONF_DIR = Path(os.environ.get("DLLABS_CONF_DIR", Path(__file__).resolve().parents[2] / "conf"))
-
-
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            out.update(_flatten(value, f"{prefix}{key}/"))
-        return out
-    if isinstance(node, list):
-        return {prefix.rstrip("/"): str(node)}
-    return {prefix.rstrip("/"): node}
 
 
 def _plain_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -177,9 +169,6 @@ class _Run:
         self.trainer = instantiate(
             cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(self.output_dir)
         )
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        for logger in loggers:
-            logger.log_hyperparams(_flatten({k: v for k, v in resolved.items() if k != "hydra"}))
         ckpt_path = _resolve_ckpt_path(cfg, self.output_dir)
         if ckpt_path:
             check_state_dict_fits(self.task, read_checkpoint(ckpt_path)["state_dict"], ckpt_path)
@@ -212,6 +201,7 @@ class _Run:
 
     def finish(self, metrics_file: Path) -> dict[str, Any]:
         """Write ``metrics.json`` (and the curves figure) from whatever the run got to."""
+        from dllabs.callbacks.hparams import HParams
         from dllabs.callbacks.results import collect_results
         from dllabs.reporting.curves import plot_history
 
@@ -245,6 +235,10 @@ class _Run:
             if self.history.epochs:
                 plot_history(self.history.epochs, self.output_dir / "curves.png", title=str(cfg.task_name))
             log.info("status %s; metrics written to %s", record["status"], metrics_file)
+        if trainer is not None:  # TensorBoard's HParams row, now that status and metrics are known
+            for callback in trainer.callbacks:
+                if isinstance(callback, HParams):
+                    callback.log_run(trainer, cfg, record)
         return record
 
 

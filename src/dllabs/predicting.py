@@ -12,15 +12,18 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from omegaconf import DictConfig
 
 from dllabs.data.prediction import PredictionData
 from dllabs.errors import ConfigError
+from dllabs.reporting.table import show_table
 
 log = logging.getLogger("dllabs")
 
@@ -88,15 +91,14 @@ def per_class_table(
     return rows
 
 
-def format_table(rows: list[dict[str, Any]], accuracy: float, count: int) -> str:
-    width = max(len("class"), *(len(r["class"]) for r in rows))
-    lines = [f"{'class':<{width}}  support  correct  accuracy  precision"]
-    for r in rows:
-        lines.append(
-            f"{r['class']:<{width}}  {r['support']:>7}  {r['correct']:>7}  {r['recall']:>8.2%}  {r['precision']:>9.2%}"
-        )
-    lines.append(f"{'all':<{width}}  {count:>7}  {round(accuracy * count):>7}  {accuracy:>8.2%}")
-    return "\n".join(lines)
+def show_class_table(rows: list[dict[str, Any]], accuracy: float, count: int) -> None:
+    """Print the per-class table with an ``all`` row (recall of all = accuracy)."""
+    total = {"class": "all", "support": count, "correct": round(accuracy * count), "recall": accuracy,
+             "precision": float("nan")}
+    frame = pd.DataFrame([*rows, total]).rename(columns={"recall": "accuracy"})
+    for column in ("accuracy", "precision"):
+        frame[column] = [f"{v:.2%}" if math.isfinite(v) else "-" for v in frame[column]]
+    show_table(frame)
 
 
 def save_confusion_matrix(
@@ -144,7 +146,7 @@ def report_labelled(
     accuracy = float((labels == predicted).float().mean())
     rows = per_class_table(labels, predicted, names)
     print(f"accuracy on the {int(known.sum())} labelled inputs: {accuracy:.2%}")
-    print(format_table(rows, accuracy, int(known.sum())))
+    show_class_table(rows, accuracy, int(known.sum()))
     figure = save_confusion_matrix(
         labels, predicted, names, output.with_name(f"{output.stem}_confusion_matrix.png")
     )

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from dllabs.errors import ConfigError, run_command
+from dllabs.reporting.table import show_table
 
 SPLITS = ("val", "test")
 
@@ -120,18 +122,12 @@ def analyse_run(
     return report
 
 
-def format_report(report: SentimentReport, width: int = 160) -> str:
-    """Accuracy, the confusion matrix as a table, and the mistakes with shortened texts."""
-    corner = "true \\ predicted"
-    name_width = max(len(corner), *(len(c) for c in report.classes))
-    lines = [
-        f"{report.split} accuracy: {report.accuracy:.2%} on {report.count} reviews ({report.checkpoint})",
-        "",
-        f"{corner:<{name_width}}  " + "  ".join(f"{c:>10}" for c in report.classes),
-    ]
-    for name, row in zip(report.classes, report.confusion):
-        lines.append(f"{name:<{name_width}}  " + "  ".join(f"{n:>10}" for n in row))
-    lines += ["", f"{len(report.mistakes)} most confident mistakes:"]
+def show_report(report: SentimentReport, width: int = 160) -> None:
+    """Print accuracy, the confusion matrix as a table, and the mistakes with shortened texts."""
+    print(f"{report.split} accuracy: {report.accuracy:.2%} on {report.count} reviews ({report.checkpoint})")
+    confusion = pd.DataFrame(report.confusion, index=report.classes, columns=report.classes)
+    show_table(confusion.rename_axis("true \\ predicted"), index=True)
+    lines = [f"{len(report.mistakes)} most confident mistakes:"]
     for m in report.mistakes:
         text = " ".join(m.text.split())
         text = text if len(text) <= width else text[: width - 3] + "..."
@@ -142,7 +138,7 @@ def format_report(report: SentimentReport, width: int = 160) -> str:
         f"mistakes: {report.mistakes_file}",
         f"summary: {report.summary_file}",
     ]
-    return "\n".join(lines)
+    print("\n".join(lines))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,7 +159,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     return run_command(
-        lambda: print(
-            format_report(analyse_run(args.run_dir, args.split, args.top_k, args.out, args.accelerator, args.overrides))
-        )
+        lambda: show_report(analyse_run(args.run_dir, args.split, args.top_k, args.out, args.accelerator, args.overrides))
     )

@@ -6,14 +6,17 @@ Input: a multirun folder (its numbered job folders) or any run folders made by `
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from dllabs.errors import ConfigError
+from dllabs.reporting.table import markdown, show_table
+from dllabs.runs import RunFolder, Sweep
 
 
 @dataclass
@@ -27,47 +30,35 @@ class LMRun:
     results: dict[str, Any] = field(default_factory=dict)
 
 
-def _overrides(folder: Path) -> list[str]:
-    path = folder / ".hydra" / "overrides.yaml"
-    if not path.exists():
-        return []
-    from omegaconf import OmegaConf
-
-    return [str(item) for item in OmegaConf.load(path)]
-
-
-def _label(folder: Path, results: dict[str, Any]) -> str:
-    swept = [item for item in _overrides(folder) if item.startswith("finetune=")]
+def _label(run: RunFolder) -> str:
+    swept = [item for item in run.overrides if item.startswith("finetune=")]
     if swept:
         return swept[0].split("=", 1)[1]
-    return str(results.get("finetune") or folder.name)
+    return str(run.results.get("finetune") or run.name)
 
 
-def find_run_folders(paths: Sequence[str | Path]) -> list[Path]:
-    """Run folders in ``paths``: each path is a run folder or a folder of run folders (a multirun)."""
-    found: list[Path] = []
+def find_run_folders(paths: Sequence[str | Path]) -> list[RunFolder]:
+    """Finished run folders in ``paths``: each path is a run folder or a folder of run folders (a multirun)."""
+    found: list[RunFolder] = []
     for path in map(Path, paths):
-        if (path / "metrics.json").is_file():
-            found.append(path)
-            continue
         if not path.is_dir():
             raise ConfigError(f"{path} does not exist; pass a multirun folder or run folders made by train.py")
-        jobs = [child for child in path.iterdir() if (child / "metrics.json").is_file()]
-        if not jobs:
+        try:
+            runs = [run for run in Sweep(path) if (run.path / "metrics.json").is_file()]
+        except ConfigError:
+            runs = []
+        if not runs:
             raise ConfigError(f"{path} holds no run folder with metrics.json; is the sweep finished?")
-        found += sorted(jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+        found += [run for run in runs if run not in found]
     return found
 
 
 def load_runs(paths: Sequence[str | Path]) -> list[LMRun]:
     runs = []
     for folder in find_run_folders(paths):
-        record = json.loads((folder / "metrics.json").read_text())
-        results = record.get("results") or {}
-        if "perplexity" not in results:
-            raise ConfigError(f"{folder} is not a language-model run (no perplexity in metrics.json results)")
-        runs.append(LMRun(folder, _label(folder, results), str(record.get("status")), record.get("wall_time_s"),
-                          results))
+        if "perplexity" not in folder.results:
+            raise ConfigError(f"{folder.path} is not a language-model run (no perplexity in metrics.json results)")
+        runs.append(LMRun(folder.path, _label(folder), folder.status, folder.wall_time_s, folder.results))
     labels = [run.label for run in runs]
     for run in runs:
         if labels.count(run.label) > 1:
@@ -121,18 +112,9 @@ def _cells(run: LMRun) -> dict[str, str]:
     }
 
 
-def comparison_rows(runs: Sequence[LMRun]) -> list[tuple[str, list[str]]]:
-    """(row name, one cell per run) for the table."""
-    columns = [_cells(run) for run in runs]
-    return [(name, [column[name] for column in columns]) for name in columns[0]] if columns else []
-
-
-def format_table(runs: Sequence[LMRun]) -> str:
-    """The comparison as a markdown table: one column per run."""
-    header = "| | " + " | ".join(run.label for run in runs) + " |"
-    lines = [header, "|---" * (len(runs) + 1) + "|"]
-    lines += ["| " + name + " | " + " | ".join(cells) + " |" for name, cells in comparison_rows(runs)]
-    return "\n".join(lines)
+def comparison_table(runs: Sequence[LMRun]) -> pd.DataFrame:
+    """One row per measure, one column per run (``-`` where the run did not record a value)."""
+    return pd.DataFrame({run.label: _cells(run) for run in runs}).rename_axis("")
 
 
 def format_samples(runs: Sequence[LMRun]) -> str:
@@ -176,10 +158,18 @@ def plot_perplexity(runs: Sequence[LMRun], path: Path) -> Path:
     return path
 
 
-def report(paths: Sequence[str | Path], out: str | Path | None = None) -> tuple[str, list[Path]]:
-    """The markdown report of ``paths``; written with its figure to ``out`` (default: a single multirun folder)."""
+def report(
+    paths: Sequence[str | Path], out: str | Path | None = None, show: bool = False
+) -> tuple[str, list[Path]]:
+    """The markdown report of ``paths``; written with its figure to ``out`` (default: a single multirun folder).
+    With ``show``, the table and the samples are printed."""
     runs = load_runs(paths)
-    text = "# Language-model runs\n\n" + format_table(runs) + "\n\n## Generated text\n\n" + format_samples(runs) + "\n"
+    table = comparison_table(runs)
+    samples = format_samples(runs)
+    if show:
+        show_table(table, title="Language-model runs", index=True)
+        print("\nGenerated text\n\n" + samples)
+    text = "# Language-model runs\n\n" + markdown(table, index=True) + "\n\n## Generated text\n\n" + samples + "\n"
     if out is None and len(paths) == 1 and not (Path(paths[0]) / "metrics.json").is_file():
         out = paths[0]
     written: list[Path] = []

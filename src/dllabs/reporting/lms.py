@@ -6,7 +6,6 @@ Reads only what the runs wrote: ``metrics.json`` (status, and the task's ``resul
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from dllabs.errors import ConfigError, CorruptDataError
+from dllabs.errors import ConfigError
+from dllabs.reporting.table import show_table
+from dllabs.runs import RunFolder, Sweep
 
 
 @dataclass(frozen=True)
@@ -51,19 +52,13 @@ def _number(value: object) -> float:
     return math.nan if value is None else float(value)
 
 
-def _read_run(metrics_file: Path) -> LMSRun | None:
-    try:
-        payload = json.loads(metrics_file.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise CorruptDataError(
-            f"cannot read {metrics_file} ({error}); delete it or re-run that job"
-        ) from error
-    results = payload.get("results") or {}
+def _read_run(run: RunFolder) -> LMSRun | None:
+    results = run.results
     if "mse_history" not in results:
         return None
     return LMSRun(
-        run_dir=metrics_file.parent,
-        status=str(payload.get("status", "unknown")),
+        run_dir=run.path,
+        status=run.status,
         lr=float(results["lr"]),
         mse_convention=str(results.get("mse_convention", "mean")),
         initial_mse=None if results.get("initial_mse") is None else float(results["initial_mse"]),
@@ -82,7 +77,11 @@ def load_lms_runs(root: Path) -> list[LMSRun]:
         raise ConfigError(
             f"{root} is not a folder; pass a multirun folder such as outputs/lms/multiruns/<time>"
         )
-    runs = [run for path in sorted(root.rglob("metrics.json")) if (run := _read_run(path)) is not None]
+    try:
+        folders = list(Sweep(root))
+    except ConfigError:
+        folders = []
+    runs = [run for folder in folders if (run := _read_run(folder)) is not None]
     if not runs:
         raise ConfigError(
             f"no LMS runs under {root} (no metrics.json with LMS results); run "
@@ -173,10 +172,10 @@ def write_report(root: Path, out_dir: Path | None = None) -> LMSReport:
     return LMSReport(table=table, table_file=table_file, figure_file=figure_file)
 
 
-def format_table(table: pd.DataFrame) -> str:
-    """The table as aligned text (run folders left out), with the bounds stated once underneath."""
+def show_sweep_table(table: pd.DataFrame) -> str:
+    """Print the table (run folders left out) and, underneath, the bounds stated once; returns those notes."""
     shown = table.drop(columns=["run_dir", "wiener_mse", "mse_convention", "2/lambda_max", "2/trace(R)"])
-    text = shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    show_table(shown, title="LMS step-size sweep")
     bounds = table[["2/lambda_max", "2/trace(R)", "wiener_mse"]].drop_duplicates()
     conventions = ", ".join(sorted(set(table["mse_convention"])))
     notes = [f"MSE convention: {conventions} (mean = mean of (d - y)^2, half_mean = half of it)"]
@@ -193,4 +192,6 @@ def format_table(table: pd.DataFrame) -> str:
             "the mean weights at small steps; one update per sample also needs r * |x|^2 < 2 for most samples, "
             "which 2/trace(R) (= 2/E|x|^2) guarantees on average"
         )
-    return "\n".join([text, *notes])
+    text = "\n".join(notes)
+    print(text)
+    return text

@@ -18,9 +18,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 
 from dllabs.errors import ConfigError
+from dllabs.runs import RunFolder, read_checkpoint
 
 SMALL = 1e-3
 
@@ -46,28 +48,22 @@ def penalized_weights(state_dict: dict[str, torch.Tensor], prefix: str = "net.")
 
 def describe_run(run_dir: Path) -> str:
     """e.g. ``L1 1e-04 (val/acc 0.717)`` from the run's config and metrics.json."""
-    from dllabs.runs import load_run_config
-
-    cfg = load_run_config(run_dir)
+    run = RunFolder(run_dir)
+    cfg = run.config
     regularizer = cfg.get("regularizer") or {}
     target = str(regularizer.get("_target_", "")).rsplit(".", 1)[-1]
     label = f"{target} {float(regularizer.get('strength', 0.0)):.0e}" if target else "no penalty"
     weight_decay = float((cfg.get("optimizer") or {}).get("weight_decay", 0.0) or 0.0)
     if weight_decay:
         label += f" + weight_decay {weight_decay:.0e}"
-    metrics_file = run_dir / "metrics.json"
-    if metrics_file.exists():
-        record = json.loads(metrics_file.read_text())
-        score, name = record.get("best_score"), record.get("optimized_metric")
-        if score is not None and name:
-            label += f" ({name} {score:.3f})"
+    score, name = run.best_score, run.optimized_metric
+    if score is not None and name:
+        label += f" ({name} {score:.3f})"
     return label
 
 
 def load_run_weights(run_dir: str | Path, checkpoint: str = "best", label: str | None = None) -> RunWeights:
     """The penalised weights of a finished run's ``best`` (or ``last``) checkpoint."""
-    from dllabs.runs import best_checkpoint, read_checkpoint
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(
@@ -75,7 +71,7 @@ def load_run_weights(run_dir: str | Path, checkpoint: str = "best", label: str |
         )
     label = label or describe_run(run_dir)
     if checkpoint == "best":
-        path = best_checkpoint(run_dir)
+        path = RunFolder(run_dir).best_checkpoint()
     elif checkpoint == "last":
         path = run_dir / "checkpoints" / "last.ckpt"
     else:
@@ -137,18 +133,16 @@ def plot_weight_distributions(runs: list[RunWeights], path: Path) -> Path:
     return path
 
 
-def format_stats(runs: list[RunWeights], stats: list[dict[str, float]]) -> str:
+def stats_table(runs: list[RunWeights], stats: list[dict[str, float]]) -> pd.DataFrame:
+    """One row per run: how many penalised weights, their mean/std/max magnitude, the fraction near zero."""
     small = f"fraction_abs_below_{SMALL:g}"
-    width = max(len("run"), *(len(r.label) for r in runs))
-    lines = [
-        f"{'run':<{width}}  {'weights':>8}  {'mean|w|':>9}  {'std':>9}  {'max|w|':>8}  {'|w|<' + f'{SMALL:g}':>9}"
-    ]
-    for run, s in zip(runs, stats):
-        lines.append(
-            f"{run.label:<{width}}  {s['count']:>8}  {s['mean_abs']:>9.5f}  {s['std']:>9.5f}  "
-            f"{s['max_abs']:>8.4f}  {s[small]:>9.2%}"
-        )
-    return "\n".join(lines)
+    return pd.DataFrame(
+        {
+            "run": r.label, "weights": s["count"], "mean|w|": s["mean_abs"], "std": s["std"],
+            "max|w|": s["max_abs"], f"|w|<{SMALL:g}": s[small],
+        }
+        for r, s in zip(runs, stats)
+    )
 
 
 def compare_weights(
@@ -157,7 +151,7 @@ def compare_weights(
     labels: list[str] | None = None,
     checkpoint: str = "best",
 ) -> tuple[str, Path, dict]:
-    """Figure + stats of two or more runs' weight distributions; returns (table text, figure path, stats)."""
+    """Figure + stats of two or more runs' weight distributions; returns (stats table, figure path, stats)."""
     if len(run_dirs) < 2:
         raise ConfigError(
             "compare at least two run folders (e.g. the L1 and the L2 run of sweep=robust_l1_vs_l2)"
@@ -177,4 +171,4 @@ def compare_weights(
     stats = [weight_stats(r.values) for r in runs]
     payload = {str(r.run_dir): {"label": r.label, **s} for r, s in zip(runs, stats)}
     figure.with_suffix(".json").write_text(json.dumps(payload, indent=2))
-    return format_stats(runs, stats), figure, payload
+    return stats_table(runs, stats), figure, payload

@@ -8,7 +8,11 @@ This subclass (selected with ``hydra.sweeper._target_``, see ``conf/sweep/optuna
 - with ``storage`` set, resumes the named study: trials left RUNNING by a killed sweep become FAIL, only the
   trials still missing from ``n_trials`` run, and run folder N is Optuna trial N;
 - creates the folder of a ``sqlite:///`` storage, writes ``trials.csv`` (every trial's state, value, params)
-  next to the plugin's ``optimization_results.yaml``, and says clearly when no trial completed.
+  next to the plugin's ``optimization_results.yaml``, and says clearly when no trial completed;
+- saves the sweep's config as ``multirun.yaml`` (as Hydra's basic sweeper does), so each run's TensorBoard name
+  and HParams row can say which keys the search varies;
+- draws Optuna's own figures of the study (optimisation history, parallel coordinates, slice, and parameter
+  importances where scikit-learn is installed) as PNGs next to ``trials.csv`` when the sweep ends.
 
 Hydra imports this module at every start-up to discover plugins: keep its imports light (Optuna is lazy).
 """
@@ -17,8 +21,10 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
@@ -82,6 +88,8 @@ class ResumableOptunaSweeper(OptunaSweeper):
     def sweep(self, arguments: list[str]) -> None:
         impl = self.sweeper
         _ensure_sqlite_folder(impl.storage)
+        Path(impl.sweep_dir).mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(impl.config, Path(impl.sweep_dir) / "multirun.yaml")
         requested = impl.n_trials
         already = self._resume(impl)
         impl.n_trials = max(0, requested - already)
@@ -148,6 +156,7 @@ class ResumableOptunaSweeper(OptunaSweeper):
             )
             log.info("Best trial %d: value %s, params %s", best.number, best.value, best.params)
         OmegaConf.save(OmegaConf.create(summary), folder / "optimization_results.yaml")
+        write_figures(study, folder)
         log.info("%s trials of study %s in %s (trials.csv, optimization_results.yaml)", counts, study.study_name, folder)
         if not complete:
             from dllabs.errors import DllabsError
@@ -156,3 +165,63 @@ class ResumableOptunaSweeper(OptunaSweeper):
                 f"no trial of study {study.study_name!r} completed (all failed or diverged); see "
                 f"{folder}/trials.csv and each run folder's metrics.json, then narrow the search space"
             )
+
+
+FIGURES = {
+    "optimization_history": "plot_optimization_history",
+    "param_importances": "plot_param_importances",
+    "parallel_coordinate": "plot_parallel_coordinate",
+    "slice": "plot_slice",
+}
+
+
+def write_figures(study: Any, folder: Path) -> list[Path]:
+    """Optuna's matplotlib figures of ``study`` as ``<folder>/optuna_<name>.png``; returns the files written.
+
+    Optuna 2.10 (the version hydra-optuna-sweeper 1.3 allows) predates matplotlib 3.6; two small patches, in
+    force only while drawing, let its figures draw (see the comments below).
+
+    A figure Optuna cannot draw (no completed trial yet; parameter importances without scikit-learn or with
+    fewer than two completed trials) is skipped with a log line, never failing the sweep.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as optuna_plots
+    from matplotlib.figure import Figure
+
+    colorbar = Figure.colorbar
+
+    def colorbar_beside_the_axes(figure, mappable, cax=None, ax=None, **kwargs):
+        # Optuna 2's parallel-coordinate figure asks for the colour bar of a line collection before adding it
+        # to its axes, which matplotlib >= 3.6 refuses; give it the figure's axes to take the space from
+        if cax is None and ax is None and getattr(mappable, "axes", None) is None and figure.axes:
+            ax = figure.axes[0]
+        return colorbar(figure, mappable, cax=cax, ax=ax, **kwargs)
+
+    from optuna.visualization.matplotlib import _parallel_coordinate
+
+    written = []
+    for name, function in FIGURES.items():
+        path = folder / f"optuna_{name}.png"
+        try:
+            with (
+                warnings.catch_warnings(),
+                mock.patch.object(Figure, "colorbar", colorbar_beside_the_axes),
+                # Optuna 2 takes log10 of a log-scaled parameter and then puts that on a log axis, which
+                # matplotlib refuses for values <= 0: parallel coordinates show such parameters on linear axes
+                mock.patch.object(_parallel_coordinate, "_is_log_scale", lambda trials, name: False),
+            ):
+                warnings.simplefilter("ignore")  # Optuna 2 calls its matplotlib figures "experimental"
+                axes = getattr(optuna_plots, function)(study)
+            figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
+            folder.mkdir(parents=True, exist_ok=True)
+            figure.savefig(path, dpi=110, bbox_inches="tight")
+            plt.close(figure)
+            written.append(path)
+        except Exception as err:  # noqa: BLE001 - a figure must never fail the study
+            log.info("Optuna figure %s not drawn: %s", name, err)
+    if written:
+        log.info("Optuna figures in %s: %s", folder, ", ".join(p.name for p in written))
+    return written
