@@ -67,17 +67,22 @@ def _instantiate_dict(node: DictConfig | None) -> list[Any]:
 
 
 def _resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
-    """``ckpt_path``: a file, or ``last`` = this run folder's last.ckpt, else the newest earlier run's."""
+    """``ckpt_path``: a file, or ``last`` = this run folder's last.ckpt, else the newest earlier run's.
+
+    An unreadable (truncated) file is replaced by the newest readable checkpoint beside it, with a warning.
+    """
+    from dllabs.checkpointing import resumable  # imports torch and Lightning: not at start-up, like fit()
+
     requested = cfg.get("ckpt_path")
     if not requested:
         return None
     if requested != "last":
         if not Path(requested).exists():
             raise ConfigError(f"ckpt_path={requested} does not exist; give a .ckpt file or ckpt_path=last")
-        return str(requested)
+        return resumable(requested)
     own = output_dir / "checkpoints" / "last.ckpt"
     if own.exists():
-        return str(own)
+        return resumable(own)
     runs_root = Path(cfg.paths.log_dir) / cfg.task_name / "runs"
     candidates = sorted(runs_root.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     candidates = [c for c in candidates if output_dir not in c.parents]
@@ -90,7 +95,7 @@ def _resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
             "pass ckpt_path=<run>/checkpoints/last.ckpt"
         )
     log.info("ckpt_path=last resumes %s", candidates[-1])
-    return str(candidates[-1])
+    return resumable(candidates[-1])
 
 
 def _run_mode() -> RunMode | None:

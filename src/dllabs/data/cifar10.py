@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dllabs.data.prediction import PredictionData
 from dllabs.data.safe_pickle import load_restricted
-from dllabs.data.sampling import EpochSeededSampler
+from dllabs.data.sampling import seeded_loader
 from dllabs.data.transforms import cifar_eval_transform, cifar_train_transform
 from dllabs.errors import ConfigError, CorruptDataError, DatasetNotFoundError
 
@@ -255,13 +255,11 @@ class CIFAR10DataModule(L.LightningDataModule):
             )
         transform = cifar_train_transform(self.augment, MEAN, STD) if train else cifar_eval_transform(MEAN, STD)
         dataset = ImageTensorDataset(images, labels, transform)
-        generator = torch.Generator()
-        sampler = EpochSeededSampler(len(dataset), self.seed, generator) if train else None
-        return DataLoader(
+        return seeded_loader(
             dataset,
+            self.seed,
+            shuffle=train,
             batch_size=batch_size,
-            sampler=sampler,
-            generator=generator,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=False,

@@ -34,7 +34,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, random_split
 
 from dllabs.data.prediction import PredictionData
-from dllabs.data.sampling import EpochSeededSampler
+from dllabs.data.sampling import seeded_loader
 from dllabs.data.text import PAD_ID, UNK_ID, Vocabulary, encode_all, english_stopwords, tokenize_all
 from dllabs.errors import CheckpointMismatchError, ConfigError, CorruptDataError, DatasetNotFoundError
 
@@ -455,11 +455,12 @@ class IMDBDataModule(L.LightningDataModule):
             raise RuntimeError("call setup() first: the vocabulary is built from the data")
         return len(self.vocab)
 
-    def _loader(self, name: str, batch_size: int, sampler: EpochSeededSampler | None = None) -> DataLoader:
-        return DataLoader(
+    def _loader(self, name: str, batch_size: int, shuffle: bool = False) -> DataLoader:
+        return seeded_loader(
             self.datasets[name],
+            self.seed,
+            shuffle=shuffle,
             batch_size=batch_size,
-            sampler=sampler,
             collate_fn=pad_collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -468,8 +469,7 @@ class IMDBDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        sampler = EpochSeededSampler(len(self.datasets["train"]), self.seed)
-        return self._loader("train", self.batch_size, sampler)
+        return self._loader("train", self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         self.setup()

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from dllabs.data.sampling import EpochSeededSampler
+from dllabs.data.sampling import seeded_loader
 from dllabs.errors import ConfigError, CorruptDataError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
@@ -252,8 +252,7 @@ class LMSDataModule(L.LightningDataModule):
         return TensorDataset(*whole[train_rows]), TensorDataset(*whole[val_rows])
 
     def _whole_batch_loader(self, dataset: TensorDataset, shuffle: bool) -> DataLoader:
-        sampler = EpochSeededSampler(len(dataset), self.seed) if shuffle else None
-        return DataLoader(dataset, batch_size=len(dataset), sampler=sampler, num_workers=self.num_workers)
+        return seeded_loader(dataset, self.seed, shuffle, batch_size=len(dataset), num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"
