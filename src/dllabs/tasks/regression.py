@@ -14,8 +14,6 @@ What the lab reports (the Wiener solution, the MSE history, the figures) is the
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -47,30 +45,18 @@ class RegressionTask(BaseTask):
         """Mean squared error under the configured convention."""
         return MSE_SCALES[self.mse_convention] * torch.mean((targets - predictions) ** 2)
 
-    def configure_optimizers(self) -> Any:
-        """As :class:`BaseTask`, but a schedule counts one step per sample (the task steps it itself)."""
-        optimizer = self.optimizer_factory(self.trainable_parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        steps_per_epoch = self._samples_per_epoch()
-        epochs = self.trainer.max_epochs
-        if epochs is None or epochs < 0:
-            total_steps = int(self.trainer.max_steps)
-        else:
-            total_steps = steps_per_epoch * epochs
-        scheduler = self.scheduler_factory(
-            optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def _samples_per_epoch(self) -> int:
-        """Optimizer steps per epoch: one per training sample, the size of the training loader's dataset.
+    def schedule_steps(self) -> tuple[int, int]:
+        """A schedule counts one step per training sample (the task steps it after every update).
 
         ``configure_optimizers`` runs before Lightning builds the training loader; ``setup_data`` builds it now
         (what ``estimated_stepping_batches`` does too) and Lightning reuses it for the epochs.
         """
         self.trainer.fit_loop.setup_data()
-        return len(self.trainer.train_dataloader.dataset)
+        steps_per_epoch = len(self.trainer.train_dataloader.dataset)
+        epochs = self.trainer.max_epochs
+        if epochs is None or epochs < 0:
+            return int(self.trainer.max_steps), steps_per_epoch
+        return steps_per_epoch * epochs, steps_per_epoch
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, targets = batch
