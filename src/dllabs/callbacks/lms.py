@@ -27,11 +27,10 @@ from dllabs.analysis.lms import (
     MSE_DEFINITIONS,
     StabilityBounds,
     WienerSolution,
-    plot_mse_curve,
-    plot_planes,
     stability_bounds,
     wiener_solution,
 )
+from dllabs.analysis.lms_figures import plot_mse_curve, plot_planes
 from dllabs.callbacks.results import ResultsCallback
 from dllabs.errors import ConfigError, TrainingDiverged
 
