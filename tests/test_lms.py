@@ -22,7 +22,7 @@ from dllabs.errors import ConfigError, CorruptDataError, DatasetNotFoundError, T
 from dllabs.nets.linear import LinearFilter
 from dllabs.reporting.lms import write_report
 from dllabs.tasks.regression import RegressionTask
-from tests.conftest import run_cli, run_train
+from tests.conftest import compose_config, run_cli, run_train
 from tests.fixtures import lms as lms_fixture
 
 START = [0.53, 0.20, 0.10]
@@ -254,6 +254,16 @@ def test_train_cli_writes_results_figures_and_loadable_checkpoints(tmp_path):
     events = list((run / "tensorboard").rglob("events.out.tfevents.*"))
     assert events and max(e.stat().st_size for e in events) > 20_000, "figures logged to TensorBoard"
     torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def test_the_lms_model_brings_its_report_to_any_callbacks_option(tmp_path):
+    plain = compose_config(["experiment=lms"], tmp_path / "plain")
+    swapped = compose_config(["experiment=lms", "callbacks=histograms"], tmp_path / "swapped")
+    dropped = compose_config(["experiment=lms", "callbacks.lms_report=null"], tmp_path / "dropped")
+    assert plain.callbacks.lms_report._target_ == "dllabs.callbacks.lms.LMSReport"
+    assert {"lms_report", "histograms", "divergence_guard"} <= swapped.callbacks.keys()
+    assert dropped.callbacks.lms_report is None and "divergence_guard" in dropped.callbacks
+    assert "lms_report" not in compose_config(["experiment=resnet20"], tmp_path / "other").callbacks
 
 
 @pytest.mark.slow
