@@ -29,9 +29,9 @@ from dllabs.data.corpus import CACHE_FORMAT, Corpus, build_corpus
 from dllabs.data.imdb_sources import (
     ARCHIVE,
     FOLDER,
-    SOURCES,
     URL,
     Source,
+    check_source,
     download_archive,
     find_source,
     read_reviews,
@@ -130,8 +130,6 @@ class IMDBDataModule(L.LightningDataModule):
             raise ConfigError(
                 f"data.min_freq must be >= 1 and data.max_vocab_size >= 3; got {min_freq}, {max_vocab_size}"
             )
-        if source not in SOURCES:
-            raise ConfigError(f"data.source must be one of {', '.join(SOURCES)}; got {source!r}")
         self.data_dir = Path(data_dir)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -141,7 +139,7 @@ class IMDBDataModule(L.LightningDataModule):
         self.split_fractions = fractions
         self.split_seed = split_seed
         self.seed = seed
-        self.source = source
+        self.source = check_source(source)
         self.download = download
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.num_workers = num_workers

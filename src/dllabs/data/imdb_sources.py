@@ -52,11 +52,16 @@ class Source:
         }
 
 
-def find_source(data_dir: str | Path, source: str = "auto") -> Source | None:
-    """The first review source of the requested kind under ``data_dir/imdb`` or ``data_dir``, or ``None``."""
+def check_source(source: str) -> str:
+    """``source`` if it is one of :data:`SOURCES`, else a :class:`ConfigError` naming them."""
     if source not in SOURCES:
         raise ConfigError(f"data.source must be one of {', '.join(SOURCES)}; got {source!r}")
-    wanted = ("csv", "aclimdb", "archive") if source == "auto" else (source,)
+    return source
+
+
+def find_source(data_dir: str | Path, source: str = "auto") -> Source | None:
+    """The first review source of the requested kind under ``data_dir/imdb`` or ``data_dir``, or ``None``."""
+    wanted = ("csv", "aclimdb", "archive") if check_source(source) == "auto" else (source,)
     roots = [Path(data_dir) / "imdb", Path(data_dir)]
     for kind in wanted:
         names = {"csv": CSV_NAMES, "aclimdb": (FOLDER,), "archive": (ARCHIVE,)}[kind]
