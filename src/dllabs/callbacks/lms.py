@@ -166,7 +166,7 @@ class LMSReport(ResultsCallback):
         if isinstance(exception, TrainingDiverged):
             self._record_epoch(trainer, pl_module)
             self._finish(trainer, pl_module)
-        else:
+        elif self.trained_weights is None:  # not after fit: testing loads the best checkpoint's weights
             self.trained_weights = _weights(pl_module.net)
 
     def _finish(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
