@@ -31,8 +31,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dllabs.data.cifar10 import MEAN, STD, ImageTensorDataset
+from dllabs.data.cifar10 import MEAN, STD
 from dllabs.data.device_loader import DeviceLoader, resolve_device
+from dllabs.data.image_dataset import ImageTensorDataset
 from dllabs.data.transforms import cifar_train_transform
 
 ROOT = Path(__file__).resolve().parents[1]

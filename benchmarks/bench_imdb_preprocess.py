@@ -21,7 +21,9 @@ from collections import Counter
 
 from common import ROOT, compare, main_for, row  # benchmarks/ is on sys.path when run as a script
 
-from dllabs.data.imdb import IMDBDataModule, build_corpus, find_source, read_reviews
+from dllabs.data.corpus import build_corpus
+from dllabs.data.imdb import IMDBDataModule
+from dllabs.data.imdb_sources import find_source, read_reviews
 from dllabs.data.text import Vocabulary, encode_all, english_stopwords, tokenize_all
 
 NAME = "imdb_preprocess"

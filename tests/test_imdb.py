@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from dllabs.data import imdb
-from dllabs.data.imdb import IMDBDataModule, pad_collate, read_archive, read_csv, read_folders
+from dllabs.data import corpus
+from dllabs.data.imdb import IMDBDataModule, pad_collate
+from dllabs.data.imdb_sources import read_archive, read_csv, read_folders
 from dllabs.data.text import PAD_ID, UNK_ID, Vocabulary, english_stopwords, normalize, tokenize
 from dllabs.errors import ConfigError, CorruptDataError, DatasetNotFoundError
 from tests.conftest import SHARED_DATA
@@ -125,7 +126,7 @@ def test_second_run_loads_the_cache_without_tokenising(corpus_dir, tmp_path, mon
     def no_tokenising(*args, **kwargs):
         raise AssertionError("re-tokenised although the cache was valid")
 
-    monkeypatch.setattr(imdb, "tokenize_all", no_tokenising)
+    monkeypatch.setattr(corpus, "tokenize_all", no_tokenising)
     second = datamodule(corpus_dir, tmp_path, max_length=7)
     second.setup()
     assert second.cache_hit is True

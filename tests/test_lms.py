@@ -16,12 +16,13 @@ from scipy.io import savemat
 from dllabs import schedules
 from dllabs.analysis.lms import mse, stability_bounds, wiener_solution
 from dllabs.callbacks.divergence import DivergenceGuard
+from dllabs.callbacks.lms import LMSReport
 from dllabs.data.lms import LMSDataModule, generate_lms_data
 from dllabs.errors import ConfigError, CorruptDataError, DatasetNotFoundError, TrainingDiverged
 from dllabs.nets.linear import LinearFilter
 from dllabs.reporting.lms import write_report
 from dllabs.tasks.regression import RegressionTask
-from tests.conftest import run_cli, run_train
+from tests.conftest import compose_config, run_cli, run_train
 from tests.fixtures import lms as lms_fixture
 
 START = [0.53, 0.20, 0.10]
@@ -41,12 +42,13 @@ def make_task(lr, scheduler=None, mse_convention="mean"):
     return RegressionTask(LinearFilter(3, START), optimizer, scheduler=scheduler, mse=mse_convention)
 
 
-def make_trainer(tmp_path, epochs):
+def make_trainer(tmp_path, epochs, report):
+    """The guard before the report, so a divergence stops the epoch before the report sees it."""
     return L.Trainer(
         max_epochs=epochs,
         default_root_dir=tmp_path,
         logger=False,
-        callbacks=[DivergenceGuard()],
+        callbacks=[DivergenceGuard(), report],
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -56,10 +58,10 @@ def make_trainer(tmp_path, epochs):
 
 def fit(tmp_path, lr, epochs, datamodule=None, scheduler=None, mse_convention="mean"):
     datamodule = datamodule or LMSDataModule(num_samples=100, seed=0)
-    task = make_task(lr, scheduler, mse_convention)
-    trainer = make_trainer(tmp_path, epochs)
+    task, report = make_task(lr, scheduler, mse_convention), LMSReport()
+    trainer = make_trainer(tmp_path, epochs, report)
     trainer.fit(task, datamodule)
-    return task, trainer, datamodule
+    return report, trainer, datamodule
 
 
 def test_wiener_weights_equal_lstsq():
@@ -166,19 +168,19 @@ def test_validation_split_and_shuffle():
 
 
 def test_one_update_per_sample_is_the_lms_rule(tmp_path):
-    task, trainer, datamodule = fit(tmp_path, lr=0.02, epochs=2)
+    report, trainer, datamodule = fit(tmp_path, lr=0.02, epochs=2)
     expected = numpy_lms(datamodule.features, datamodule.targets, START, 0.02, 2)
-    np.testing.assert_allclose(task.net.weight_vector.double().numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(trainer.lightning_module.net.weight_vector.double().numpy(), expected, atol=1e-5)
     assert trainer.global_step == 200, "one optimizer step per sample"
-    assert len(task.mse_history) == 2
-    assert task.mse_history[-1] == pytest.approx(
+    assert len(report.mse_history) == 2
+    assert report.mse_history[-1] == pytest.approx(
         mse(datamodule.features, datamodule.targets, expected), rel=1e-4
     )
 
 
 def test_small_rate_converges_to_wiener(tmp_path):
-    task, _, _ = fit(tmp_path, lr=0.01, epochs=30)
-    results = task.run_results()
+    report, _, _ = fit(tmp_path, lr=0.01, epochs=30)
+    results = report.run_results()
     assert results["distance_to_wiener"] < 1e-3
     assert results["final_mse"] == pytest.approx(results["wiener_mse"], rel=0.02)
     assert results["mse_history"][-1] < results["mse_history"][0] < results["initial_mse"]
@@ -191,10 +193,10 @@ def test_rate_above_the_bound_diverges_and_says_so(tmp_path):
     datamodule = LMSDataModule(num_samples=100, seed=0)
     datamodule.setup()
     lr = 1.1 * stability_bounds(datamodule.features).mean_bound
-    task = make_task(lr)
+    report = LMSReport()
     with pytest.raises(TrainingDiverged):
-        make_trainer(tmp_path, 20).fit(task, datamodule)
-    results = task.run_results()
+        make_trainer(tmp_path, 20, report).fit(make_task(lr), datamodule)
+    results = report.run_results()
     assert results["mse_history"][-1] in ("inf", "nan")
     assert results["final_mse"] in ("inf", "nan") and len(results["mse_history"]) < 20
     assert results["lr"] > results["stability_bound"]
@@ -203,10 +205,11 @@ def test_rate_above_the_bound_diverges_and_says_so(tmp_path):
 
 
 def test_half_mean_convention_halves_every_mse(tmp_path):
-    mean_task, _, _ = fit(tmp_path / "mean", lr=0.05, epochs=2)
-    half_task, _, _ = fit(tmp_path / "half", lr=0.05, epochs=2, mse_convention="half_mean")
-    np.testing.assert_allclose(half_task.mse_history, np.array(mean_task.mse_history) / 2, rtol=1e-6)
-    assert half_task.run_results()["wiener_mse"] == pytest.approx(mean_task.run_results()["wiener_mse"] / 2)
+    mean_report, _, _ = fit(tmp_path / "mean", lr=0.05, epochs=2)
+    half_report, _, _ = fit(tmp_path / "half", lr=0.05, epochs=2, mse_convention="half_mean")
+    np.testing.assert_allclose(half_report.mse_history, np.array(mean_report.mse_history) / 2, rtol=1e-6)
+    assert half_report.run_results()["wiener_mse"] == pytest.approx(mean_report.run_results()["wiener_mse"] / 2)
+    assert half_report.run_results()["initial_mse"] == pytest.approx(mean_report.run_results()["initial_mse"] / 2)
     with pytest.raises(ConfigError, match="convention"):
         RegressionTask(LinearFilter(), functools.partial(torch.optim.SGD, lr=0.1), mse="sum")
 
@@ -219,14 +222,13 @@ def test_schedule_counts_one_step_per_sample(tmp_path):
 
 def test_resume_continues_the_history_and_the_weights(tmp_path):
     straight, _, _ = fit(tmp_path / "straight", lr=0.02, epochs=4)
-    first = make_task(0.02)
-    trainer = make_trainer(tmp_path / "first", 2)
-    trainer.fit(first, LMSDataModule(num_samples=100, seed=0))
+    trainer = make_trainer(tmp_path / "first", 2, LMSReport())
+    trainer.fit(make_task(0.02), LMSDataModule(num_samples=100, seed=0))
     checkpoint = tmp_path / "two.ckpt"
     trainer.save_checkpoint(checkpoint)
-    resumed = make_task(0.02)
-    make_trainer(tmp_path / "resumed", 4).fit(
-        resumed, LMSDataModule(num_samples=100, seed=0), ckpt_path=checkpoint
+    resumed = LMSReport()
+    make_trainer(tmp_path / "resumed", 4, resumed).fit(
+        make_task(0.02), LMSDataModule(num_samples=100, seed=0), ckpt_path=checkpoint
     )
     np.testing.assert_allclose(resumed.mse_history, straight.mse_history, rtol=1e-5)
     assert resumed.run_results()["initial_mse"] == pytest.approx(straight.run_results()["initial_mse"])
@@ -253,6 +255,16 @@ def test_train_cli_writes_results_figures_and_loadable_checkpoints(tmp_path):
     events = list((run / "tensorboard").rglob("events.out.tfevents.*"))
     assert events and max(e.stat().st_size for e in events) > 20_000, "figures logged to TensorBoard"
     torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def test_the_lms_model_brings_its_report_to_any_callbacks_option(tmp_path):
+    plain = compose_config(["experiment=lms"], tmp_path / "plain")
+    swapped = compose_config(["experiment=lms", "callbacks=histograms"], tmp_path / "swapped")
+    dropped = compose_config(["experiment=lms", "callbacks.lms_report=null"], tmp_path / "dropped")
+    assert plain.callbacks.lms_report._target_ == "dllabs.callbacks.lms.LMSReport"
+    assert {"lms_report", "histograms", "divergence_guard"} <= swapped.callbacks.keys()
+    assert dropped.callbacks.lms_report is None and "divergence_guard" in dropped.callbacks
+    assert "lms_report" not in compose_config(["experiment=resnet20"], tmp_path / "other").callbacks
 
 
 @pytest.mark.slow
@@ -298,7 +310,7 @@ def test_lab_dataset_reproduces_the_reference(shared_data, tmp_path):
     solution = wiener_solution(datamodule.features, datamodule.targets)
     np.testing.assert_allclose(solution.weights, [1.00068, 1.00061, -2.00032], atol=1e-5)
     assert solution.mse == pytest.approx(1.008e-4, rel=1e-3)
-    task, _, _ = fit(tmp_path, lr=0.005, epochs=20, datamodule=datamodule)
-    results = task.run_results()
+    report, _, _ = fit(tmp_path, lr=0.005, epochs=20, datamodule=datamodule)
+    results = report.run_results()
     assert results["distance_to_wiener"] < 1e-4
     assert results["final_mse"] == pytest.approx(solution.mse, rel=1e-3)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
 import shutil
 import tarfile
 import tempfile
@@ -19,10 +18,11 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from dllabs.data.cifar_inputs import cifar_prediction_data, load_cifar_batch
+from dllabs.data.image_dataset import ImageTensorDataset
 from dllabs.data.prediction import PredictionData
-from dllabs.data.safe_pickle import load_restricted
 from dllabs.data.sampling import seeded_loader
 from dllabs.data.transforms import cifar_eval_transform, cifar_train_transform
 from dllabs.errors import ConfigError, CorruptDataError, DatasetNotFoundError
@@ -110,24 +110,14 @@ def read_batch(path: Path, official_md5: str) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetNotFoundError(f"{path} is missing: the CIFAR-10 folder {path.parent} is incomplete. {URL}")
     trusted = md5sum(path) == official_md5
     log.info("reading %s via %s", path.name, "official md5 match" if trusted else "restricted unpickler")
-    try:
-        if trusted:
-            with open(path, "rb") as handle:
-                entry = pickle.load(handle, encoding="latin1")
-        else:
-            entry = load_restricted(path)
-        data = np.asarray(entry["data"], dtype=np.uint8)
-        labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
-        raise CorruptDataError(
-            f"{path} is not a valid CIFAR-10 batch ({type(err).__name__}: {err}). "
-            f"Replace it with the file from the official archive ({URL})."
-        ) from err
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
-        raise CorruptDataError(f"{path}: expected data (N, 3072) with N labels, got {data.shape} and {labels.shape}")
+    data, labels = load_cifar_batch(
+        path, trusted, f"is not a valid CIFAR-10 batch; replace it with the file from the official archive ({URL})"
+    )
+    if labels is None:
+        raise CorruptDataError(f"{path}: a CIFAR-10 training or test batch needs labels; it has none. {URL}")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise CorruptDataError(f"{path}: labels outside 0..9")
-    return data.reshape(-1, 3, 32, 32), labels
+    return data, labels
 
 
 def load_split(root: str | Path, train: bool, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,24 +128,6 @@ def load_split(root: str | Path, train: bool, download: bool = True) -> tuple[to
     images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
     labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
     return images, labels
-
-
-class ImageTensorDataset(Dataset):
-    """uint8 NCHW images with integer labels and a per-image transform."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None) -> None:
-        self.images = images
-        self.labels = labels
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = self.images[index]
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, int(self.labels[index])
 
 
 class CIFAR10Dataset(ImageTensorDataset):
@@ -278,6 +250,4 @@ class CIFAR10DataModule(L.LightningDataModule):
         """Images to predict for ``predict.py``: a CIFAR batch file, an N x 32 x 32 x 3 uint8 .npy, or a folder."""
         if text is not None or input is None:
             raise ConfigError("CIFAR-10 predictions need input=<batch file | .npy | image folder>, not text=")
-        from dllabs.data.cifar_inputs import cifar_prediction_data
-
         return cifar_prediction_data(input, MEAN, STD, classes=CLASSES, batch_size=self.eval_batch_size)

@@ -21,8 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from dllabs.data.image_dataset import ImageTensorDataset
 from dllabs.data.prediction import PredictionData
 from dllabs.data.safe_pickle import load_restricted
+from dllabs.data.transforms import cifar_eval_transform
 from dllabs.errors import CorruptDataError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
@@ -32,12 +34,22 @@ SIZE = 32
 UNKNOWN = -1
 
 
-def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Images (N, 3, 32, 32) uint8 and labels (or None) of a CIFAR python-version batch file."""
+def load_cifar_batch(path: Path, trusted: bool, advice: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images (N, 3, 32, 32) uint8 and int64 labels (or None) of a CIFAR python-version batch file.
+
+    ``trusted`` (the official file, by its MD5) is read with ``pickle``; anything else with the restricted
+    unpickler, so a user's file can never run code. A broken file is a :class:`CorruptDataError`:
+    ``"<path> <advice> (<what failed>)"``.
+    """
     try:
-        entry = load_restricted(path)
+        if trusted:
+            with open(path, "rb") as handle:
+                entry = pickle.load(handle, encoding="latin1")
+        else:
+            entry = load_restricted(path)
         data = np.asarray(entry["data"], dtype=np.uint8)
         raw_labels = entry.get("labels", entry.get("fine_labels"))
+        labels = None if raw_labels is None else np.asarray(raw_labels, dtype=np.int64)
     except (
         pickle.UnpicklingError,
         EOFError,
@@ -47,19 +59,23 @@ def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
         AttributeError,
         IndexError,
     ) as err:
-        raise CorruptDataError(
-            f"{path} is not a CIFAR python-version batch ({type(err).__name__}: {err}). Pass a batch file such as "
-            "cifar-10-batches-py/test_batch, a .npy of N x 32 x 32 x 3 uint8 images, or a folder of PNG/JPEG images."
-        ) from err
+        raise CorruptDataError(f"{path} {advice} ({type(err).__name__}: {err})") from err
     if data.ndim != 2 or data.shape[1] != 3 * SIZE * SIZE:
         raise CorruptDataError(f"{path}: a CIFAR batch holds data of shape (N, 3072), found {data.shape}")
-    images = torch.from_numpy(data.reshape(-1, 3, SIZE, SIZE).copy())
-    if raw_labels is None:
-        return images, None
-    labels = torch.as_tensor(np.asarray(raw_labels, dtype=np.int64))
-    if labels.shape != (len(images),):
-        raise CorruptDataError(f"{path}: {len(labels)} labels for {len(images)} images")
-    return images, labels
+    if labels is not None and labels.shape != (len(data),):
+        raise CorruptDataError(f"{path}: {len(labels)} labels for {len(data)} images")
+    return data.reshape(-1, 3, SIZE, SIZE), labels
+
+
+def read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images (N, 3, 32, 32) uint8 and labels (or None) of a user's CIFAR python-version batch file."""
+    data, labels = load_cifar_batch(
+        path,
+        trusted=False,
+        advice="is not a CIFAR python-version batch. Pass a batch file such as cifar-10-batches-py/test_batch, "
+        "a .npy of N x 32 x 32 x 3 uint8 images, or a folder of PNG/JPEG images",
+    )
+    return torch.from_numpy(data.copy()), None if labels is None else torch.from_numpy(labels)
 
 
 def read_npy(path: Path) -> torch.Tensor:
@@ -132,9 +148,6 @@ def cifar_prediction_data(
     batch_size: int = 100,
 ) -> PredictionData:
     """The images of ``input`` in input order, normalised like the CIFAR evaluation data, as PredictionData."""
-    from dllabs.data.cifar10 import ImageTensorDataset
-    from dllabs.data.transforms import cifar_eval_transform
-
     path = Path(input).expanduser()
     if not path.exists():
         raise DatasetNotFoundError(

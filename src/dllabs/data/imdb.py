@@ -1,15 +1,11 @@
-"""IMDB movie reviews (50k, positive/negative) for the LSTM sentiment lab.
+"""IMDB movie reviews (50k, positive/negative) for the LSTM sentiment lab: the Dataset, its collate and the
+DataModule.
 
-Sources, looked for in ``<data_dir>/imdb`` and then ``<data_dir>``: the Kaggle-style ``IMDB Dataset.csv``
-(or ``.csv.gz``; columns ``review``, ``sentiment``), the original ``aclImdb/{train,test}/{pos,neg}/*.txt``
-folders, or the original archive ``aclImdb_v1.tar.gz`` (read without unpacking; downloaded with its MD5 when
-``download`` is on and the machine is online). All 50k reviews are pooled and split 7:1:2 with ``split_seed``;
-``seed`` only orders the training batches (a new order each epoch, reproducible on resume).
-
-The vocabulary comes from the training split only (see ``dllabs.data.text``). The processed corpus
-(vocabulary, token ids, labels, split) is cached as a plain ``.npz`` keyed by the source file and every
-setting that changes it, so a second run does not re-tokenise; ``max_length`` is applied when items are read
-and is not part of the key.
+The reviews come from a local CSV, ``aclImdb`` folder or archive, or a download (``dllabs.data.imdb_sources``).
+All 50k reviews are pooled and split 7:1:2 with ``split_seed``; ``seed`` only orders the training batches (a
+new order each epoch, reproducible on resume). The vocabulary comes from the training split only, and the
+processed corpus is cached (``dllabs.data.corpus``) keyed by the source file and every setting that changes it,
+so a second run does not re-tokenise; ``max_length`` is applied when items are read and is not part of the key.
 """
 
 from __future__ import annotations
@@ -18,12 +14,8 @@ import hashlib
 import json
 import logging
 import os
-import re
-import tarfile
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,217 +23,28 @@ import lightning as L
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader, Dataset, random_split
+from torch.utils.data import DataLoader, Dataset
 
+from dllabs.data.corpus import CACHE_FORMAT, Corpus, build_corpus
+from dllabs.data.imdb_sources import (
+    ARCHIVE,
+    FOLDER,
+    URL,
+    Source,
+    check_source,
+    download_archive,
+    find_source,
+    read_reviews,
+)
 from dllabs.data.prediction import PredictionData
+from dllabs.data.review_inputs import read_review_inputs
 from dllabs.data.sampling import seeded_loader
 from dllabs.data.text import PAD_ID, UNK_ID, Vocabulary, encode_all, english_stopwords, tokenize_all
-from dllabs.errors import CheckpointMismatchError, ConfigError, CorruptDataError, DatasetNotFoundError
+from dllabs.errors import CheckpointMismatchError, ConfigError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
 
-URL = "http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
-ARCHIVE = "aclImdb_v1.tar.gz"
-ARCHIVE_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
-CSV_NAMES = ("IMDB Dataset.csv", "IMDB Dataset.csv.gz")
-FOLDER = "aclImdb"
 CLASSES = ("negative", "positive")
-LABELS = {"negative": 0, "positive": 1, "neg": 0, "pos": 1}
-SOURCES = ("auto", "csv", "aclimdb", "archive")
-CACHE_FORMAT = 1
-_MEMBER = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/([^/]+\.txt)$")
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where the reviews come from: ``kind`` is ``csv``, ``aclimdb`` (folder) or ``archive`` (.tar.gz)."""
-
-    kind: str
-    path: Path
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What identifies the source's content cheaply: path, size and modification times."""
-        if self.kind == "aclimdb":
-            folders = [self.path / split / label for split in ("train", "test") for label in ("pos", "neg")]
-            stamp = [[f.stat().st_mtime_ns, sum(1 for _ in os.scandir(f))] for f in folders if f.is_dir()]
-            return {"kind": self.kind, "path": str(self.path.resolve()), "folders": stamp}
-        stat = self.path.stat()
-        return {
-            "kind": self.kind,
-            "path": str(self.path.resolve()),
-            "size": stat.st_size,
-            "mtime": stat.st_mtime_ns,
-        }
-
-
-def find_source(data_dir: str | Path, source: str = "auto") -> Source | None:
-    """The first review source of the requested kind under ``data_dir/imdb`` or ``data_dir``, or ``None``."""
-    if source not in SOURCES:
-        raise ConfigError(f"data.source must be one of {', '.join(SOURCES)}; got {source!r}")
-    wanted = ("csv", "aclimdb", "archive") if source == "auto" else (source,)
-    roots = [Path(data_dir) / "imdb", Path(data_dir)]
-    for kind in wanted:
-        names = {"csv": CSV_NAMES, "aclimdb": (FOLDER,), "archive": (ARCHIVE,)}[kind]
-        for root in roots:
-            for name in names:
-                path = root / name
-                if path.is_dir() if kind == "aclimdb" else path.is_file():
-                    return Source(kind, path)
-    return None
-
-
-def _labels_from(values: Sequence[Any], where: str) -> np.ndarray:
-    normalised = [str(value).strip().lower() for value in values]
-    unknown = sorted({value for value in normalised if value not in LABELS})
-    if unknown:
-        raise CorruptDataError(
-            f"{where}: unknown sentiment labels {unknown[:5]}; expected 'positive' or 'negative'. "
-            "Fix or remove those rows."
-        )
-    return np.array([LABELS[value] for value in normalised], dtype=np.int8)
-
-
-def read_csv(path: Path) -> tuple[list[str], np.ndarray]:
-    """Reviews and 0/1 labels from a CSV with ``review`` and ``sentiment`` columns (``.gz`` is fine)."""
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, EOFError) as error:
-        raise CorruptDataError(
-            f"cannot read {path} as CSV ({error}); replace it with a good copy."
-        ) from error
-    missing = [column for column in ("review", "sentiment") if column not in frame.columns]
-    if missing:
-        raise CorruptDataError(
-            f"{path} lacks column(s) {missing}; found {list(frame.columns)}. The IMDB CSV needs a 'review' "
-            "column (the text) and a 'sentiment' column (positive/negative)."
-        )
-    empty = frame.index[frame["review"].isna()].tolist()
-    if empty:
-        raise CorruptDataError(f"{path}: rows {empty[:5]} have no review text; fix or remove them.")
-    return frame["review"].astype(str).tolist(), _labels_from(frame["sentiment"].tolist(), str(path))
-
-
-def read_folders(root: Path) -> tuple[list[str], np.ndarray]:
-    """Reviews from ``aclImdb/{train,test}/{pos,neg}/*.txt`` in a fixed order (split, label, file name)."""
-    texts: list[str] = []
-    labels: list[int] = []
-    for split in ("train", "test"):
-        for label in ("pos", "neg"):
-            folder = root / split / label
-            if not folder.is_dir():
-                raise CorruptDataError(
-                    f"{root} is missing {split}/{label}/; an aclImdb folder holds train/pos, train/neg, "
-                    "test/pos and test/neg. Unpack aclImdb_v1.tar.gz again."
-                )
-            for file in sorted(folder.glob("*.txt")):
-                texts.append(file.read_text(encoding="utf-8"))
-                labels.append(LABELS[label])
-    return texts, np.array(labels, dtype=np.int8)
-
-
-def read_archive(path: Path) -> tuple[list[str], np.ndarray]:
-    """Reviews straight from ``aclImdb_v1.tar.gz`` (no unpacking), in the same order as ``read_folders``."""
-    found: dict[tuple[str, str, str], str] = {}
-    try:
-        with tarfile.open(path, "r:*") as archive:
-            for member in archive:
-                match = _MEMBER.match(member.name)
-                if match and member.isfile():
-                    handle = archive.extractfile(member)
-                    if handle is not None:
-                        found[match.groups()] = handle.read().decode("utf-8")
-    except (tarfile.TarError, OSError, EOFError, UnicodeDecodeError) as error:
-        raise CorruptDataError(
-            f"{path} is not a readable aclImdb archive ({error}); delete it and fetch it again."
-        )
-    if not found:
-        raise CorruptDataError(f"{path} holds no aclImdb/{{train,test}}/{{pos,neg}}/*.txt reviews.")
-    order = {("train", "pos"): 0, ("train", "neg"): 1, ("test", "pos"): 2, ("test", "neg"): 3}
-    keys = sorted(found, key=lambda key: (order[key[:2]], key[2]))
-    return [found[key] for key in keys], np.array([LABELS[key[1]] for key in keys], dtype=np.int8)
-
-
-def read_reviews(source: Source) -> tuple[list[str], np.ndarray]:
-    reader = {"csv": read_csv, "aclimdb": read_folders, "archive": read_archive}[source.kind]
-    return reader(source.path)
-
-
-@dataclass
-class Corpus:
-    """A processed corpus: vocabulary, token ids of every review (flat + offsets), labels and the split."""
-
-    vocab: Vocabulary
-    ids: np.ndarray
-    offsets: np.ndarray
-    labels: np.ndarray
-    splits: dict[str, np.ndarray]
-
-    def save(self, path: Path, key: dict[str, Any]) -> None:
-        """Write atomically (temporary file + rename) as a pickle-free ``.npz``."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {
-            "ids": self.ids,
-            "offsets": self.offsets,
-            "labels": self.labels,
-            "vocab": np.frombuffer("\n".join(self.vocab.words).encode("utf-8"), dtype=np.uint8),
-            "key": np.frombuffer(json.dumps(key, sort_keys=True).encode("utf-8"), dtype=np.uint8),
-            **{f"split_{name}": indices for name, indices in self.splits.items()},
-        }
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=path.name, suffix=".tmp", delete=False
-        ) as handle:
-            temporary = Path(handle.name)
-            try:
-                np.savez(handle, **arrays)
-            except BaseException:
-                handle.close()
-                temporary.unlink(missing_ok=True)
-                raise
-        temporary.chmod(0o644)
-        os.replace(temporary, path)
-
-    @classmethod
-    def load(cls, path: Path, key: dict[str, Any]) -> Corpus | None:
-        """The cached corpus, or ``None`` when it is absent, unreadable or made with other settings."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                stored = json.loads(data["key"].tobytes().decode("utf-8"))
-                if stored != json.loads(json.dumps(key, sort_keys=True)):
-                    return None
-                vocab = Vocabulary(data["vocab"].tobytes().decode("utf-8").split("\n"))
-                splits = {name: data[f"split_{name}"] for name in ("train", "val", "test")}
-                corpus = cls(vocab, data["ids"], data["offsets"], data["labels"], splits)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError) as error:
-            log.warning("ignoring unreadable IMDB cache %s (%s); rebuilding it", path, error)
-            return None
-        if len(corpus.offsets) != len(corpus.labels) + 1 or corpus.offsets[-1] != len(corpus.ids):
-            log.warning("ignoring inconsistent IMDB cache %s; rebuilding it", path)
-            return None
-        return corpus
-
-
-def build_corpus(
-    texts: Sequence[str],
-    labels: np.ndarray,
-    fractions: Sequence[float],
-    seed: int,
-    min_freq: int,
-    max_vocab: int,
-) -> Corpus:
-    """Split, build the vocabulary from the training reviews only, and encode every review."""
-    generator = torch.Generator().manual_seed(seed)
-    parts = random_split(range(len(texts)), list(fractions), generator=generator)
-    splits = {
-        name: np.asarray(part.indices, dtype=np.int64) for name, part in zip(("train", "val", "test"), parts)
-    }
-    tokens = tokenize_all(texts)
-    vocab = Vocabulary.build((tokens[i] for i in splits["train"]), min_freq=min_freq, max_size=max_vocab)
-    ids, offsets = encode_all(vocab, tokens)
-    return Corpus(vocab, ids, offsets, np.asarray(labels, dtype=np.int8), splits)
 
 
 class EncodedReviews(Dataset):
@@ -327,8 +130,6 @@ class IMDBDataModule(L.LightningDataModule):
             raise ConfigError(
                 f"data.min_freq must be >= 1 and data.max_vocab_size >= 3; got {min_freq}, {max_vocab_size}"
             )
-        if source not in SOURCES:
-            raise ConfigError(f"data.source must be one of {', '.join(SOURCES)}; got {source!r}")
         self.data_dir = Path(data_dir)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -338,7 +139,7 @@ class IMDBDataModule(L.LightningDataModule):
         self.split_fractions = fractions
         self.split_seed = split_seed
         self.seed = seed
-        self.source = source
+        self.source = check_source(source)
         self.download = download
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.num_workers = num_workers
@@ -358,7 +159,7 @@ class IMDBDataModule(L.LightningDataModule):
         reason = "download is off (data.download=false)"
         if self.download and self.source in ("auto", "archive"):
             try:
-                return self._download()
+                return download_archive(self.data_dir)
             except (OSError, RuntimeError, ValueError) as error:  # network, disk, checksum: same advice
                 reason = f"downloading {URL} failed: {error}"
         where = f"{self.data_dir / 'imdb'} or {self.data_dir}"
@@ -367,19 +168,6 @@ class IMDBDataModule(L.LightningDataModule):
             f"'IMDB Dataset.csv.gz' (columns review, sentiment), the unpacked '{FOLDER}/' folder, or "
             f"'{ARCHIVE}' from {URL}; or point data.data_dir (DLLABS_DATA_DIR) at the folder that holds it."
         )
-
-    def _download(self) -> Source:
-        from torchvision.datasets.utils import download_url
-
-        root = self.data_dir / "imdb"
-        existed = root.exists()
-        try:
-            download_url(URL, str(root), filename=ARCHIVE, md5=ARCHIVE_MD5)
-        except BaseException:
-            if not existed and root.is_dir() and not any(root.iterdir()):
-                root.rmdir()
-            raise
-        return Source("archive", root / ARCHIVE)
 
     def cache_key(self, source: Source) -> dict[str, Any]:
         stopwords = hashlib.sha256("\n".join(sorted(english_stopwords())).encode()).hexdigest()[:16]
@@ -515,25 +303,7 @@ class IMDBDataModule(L.LightningDataModule):
     def prediction_data(self, input: str | None = None, text: str | None = None) -> PredictionData:
         """``text``: one review; ``input``: a text file with one review per line, or a CSV with a ``review``
         column (and optionally ``sentiment`` for an accuracy report)."""
-        if (input is None) == (text is None):
-            raise ConfigError('give exactly one of input=<file, one review per line> or text="a review"')
-        labels = None
-        if text is not None:
-            texts = [text]
-        else:
-            path = Path(input)
-            if not path.is_file():
-                raise DatasetNotFoundError(
-                    f"input file {path} does not exist; give a text file, one review per line"
-                )
-            if path.name.endswith((".csv", ".csv.gz")):
-                texts, labels = self._read_prediction_csv(path)
-            else:
-                texts = [
-                    line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-                ]
-            if not texts:
-                raise CorruptDataError(f"{path} holds no reviews (it is empty)")
+        texts, labels = read_review_inputs(input, text)
         dataset = self.encode_texts(texts, labels)
         loader = DataLoader(dataset, batch_size=self.eval_batch_size, collate_fn=pad_collate)
         return PredictionData(
@@ -542,16 +312,3 @@ class IMDBDataModule(L.LightningDataModule):
             labels=None if labels is None else torch.as_tensor(labels, dtype=torch.int64),
             texts=list(texts),
         )
-
-    @staticmethod
-    def _read_prediction_csv(path: Path) -> tuple[list[str], np.ndarray | None]:
-        import pandas as pd
-
-        frame = pd.read_csv(path)
-        if "review" not in frame.columns:
-            raise CorruptDataError(f"{path} has no 'review' column (found {list(frame.columns)})")
-        texts = frame["review"].fillna("").astype(str).tolist()
-        labels = (
-            _labels_from(frame["sentiment"].tolist(), str(path)) if "sentiment" in frame.columns else None
-        )
-        return texts, labels

@@ -41,11 +41,15 @@ class BaseTask(L.LightningModule):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
+    def schedule_steps(self) -> tuple[int, int]:
+        """``(total_steps, steps_per_epoch)`` of the LR schedule: optimizer steps, as Lightning estimates them."""
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        return total_steps, max(1, total_steps // max(1, self.trainer.max_epochs or 1))
+
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.trainable_parameters())
         if self.scheduler_factory is None:
             return optimizer
-        total_steps = int(self.trainer.estimated_stepping_batches)
-        steps_per_epoch = max(1, total_steps // max(1, self.trainer.max_epochs or 1))
+        total_steps, steps_per_epoch = self.schedule_steps()
         scheduler = self.scheduler_factory(optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
