@@ -97,7 +97,6 @@ def test_search_direction_follows_monitor_mode(tmp_path, mode, direction):
 
 
 def test_optuna_figures_of_a_tiny_study_are_real_images(tmp_path):
-    import importlib.util
 
     import optuna
     from PIL import Image
@@ -110,10 +109,8 @@ def test_optuna_figures_of_a_tiny_study_are_real_images(tmp_path):
     study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # a failed trial must not break the figures
 
     written = write_figures(study, tmp_path)
-    expected = {"optimization_history", "parallel_coordinate", "slice"}
-    if importlib.util.find_spec("sklearn"):  # Optuna's importance evaluators need scikit-learn
-        expected.add("param_importances")
-    assert {p.stem.removeprefix("optuna_") for p in written} >= expected
+    expected = {"optimization_history", "param_importances", "parallel_coordinate", "slice"}
+    assert {p.stem.removeprefix("optuna_") for p in written} == expected
     for path in written:
         with Image.open(path) as image:
             assert image.format == "PNG" and min(image.size) > 100

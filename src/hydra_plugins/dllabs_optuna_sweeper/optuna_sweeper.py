@@ -178,8 +178,10 @@ FIGURES = {
 def write_figures(study: Any, folder: Path) -> list[Path]:
     """Optuna's matplotlib figures of ``study`` as ``<folder>/optuna_<name>.png``; returns the files written.
 
-    Optuna 2.10 (the version hydra-optuna-sweeper 1.3 allows) predates matplotlib 3.6; two small patches, in
-    force only while drawing, let its figures draw (see the comments below).
+    Optuna 2.10 (the version hydra-optuna-sweeper 1.3 allows) predates matplotlib 3.6; three small patches, in
+    force only while drawing, let its figures draw (see the comments below). Parameter importances use Optuna's
+    mean-decrease-impurity evaluator (a scikit-learn random forest): its default fANOVA evaluator fails on
+    today's NumPy in Optuna 2.10.
 
     A figure Optuna cannot draw (no completed trial yet; parameter importances without scikit-learn or with
     fewer than two completed trials) is skipped with a log line, never failing the sweep.
@@ -189,7 +191,9 @@ def write_figures(study: Any, folder: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as optuna_plots
+    from matplotlib import cm
     from matplotlib.figure import Figure
+    from optuna.importance import MeanDecreaseImpurityImportanceEvaluator
 
     colorbar = Figure.colorbar
 
@@ -212,9 +216,12 @@ def write_figures(study: Any, folder: Path) -> list[Path]:
                 # Optuna 2 takes log10 of a log-scaled parameter and then puts that on a log axis, which
                 # matplotlib refuses for values <= 0: parallel coordinates show such parameters on linear axes
                 mock.patch.object(_parallel_coordinate, "_is_log_scale", lambda trials, name: False),
+                # Optuna 2's importance figure colours its bars with cm.get_cmap, removed in matplotlib 3.9
+                mock.patch.object(cm, "get_cmap", matplotlib.colormaps.get_cmap, create=True),
             ):
                 warnings.simplefilter("ignore")  # Optuna 2 calls its matplotlib figures "experimental"
-                axes = getattr(optuna_plots, function)(study)
+                options = {"evaluator": MeanDecreaseImpurityImportanceEvaluator()} if name == "param_importances" else {}
+                axes = getattr(optuna_plots, function)(study, **options)
             figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
             folder.mkdir(parents=True, exist_ok=True)
             figure.savefig(path, dpi=110, bbox_inches="tight")
