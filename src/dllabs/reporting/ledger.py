@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from dllabs.errors import ConfigError
+from dllabs.runs import RunFolder, Sweep
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -220,35 +221,22 @@ def git_commit(root: Path = ROOT) -> str | None:
     return head + ("-dirty" if dirty else "")
 
 
-def _run_folders(step_dir: Path) -> list[Path]:
-    """A run step's folder, or a sweep's job folders in job order."""
-    if (step_dir / "metrics.json").exists():
-        return [step_dir]
-    jobs = [p for p in step_dir.iterdir() if p.is_dir() and p.name.isdigit()] if step_dir.is_dir() else []
-    return sorted(jobs, key=lambda p: int(p.name))
-
-
-def _overrides(run_dir: Path) -> list[str]:
-    file = run_dir / ".hydra" / "overrides.yaml"
-    return [str(o) for o in (yaml.safe_load(file.read_text()) or [])] if file.exists() else []
-
-
-def _run_entry(run_dir: Path, lab: LabLedger, step_overrides: set[str]) -> dict[str, Any]:
-    record = json.loads((run_dir / "metrics.json").read_text())
-    if lab.extra is not None and record.get("status") == "ok":
-        record["extra"] = lab.extra(run_dir)
+def _run_entry(run: RunFolder, lab: LabLedger, step_overrides: set[str]) -> dict[str, Any]:
+    record = dict(run.record)
+    if lab.extra is not None and run.status == "ok":
+        record["extra"] = lab.extra(run.path)
     overrides = [
-        o for o in _overrides(run_dir)
+        o for o in run.overrides
         if o not in step_overrides and not o.startswith(("hydra.", "ckpt_path=", "callbacks.progress_bar="))
     ]
     return {
-        "run_dir": run_dir.name,
+        "run_dir": run.name,
         "overrides": overrides,
-        "status": record.get("status"),
-        "error": record.get("error"),
-        "epochs": record.get("epochs_completed"),
-        "best_epoch": record.get("best_epoch"),
-        "wall_time_s": record.get("wall_time_s"),
+        "status": run.status,
+        "error": run.error,
+        "epochs": run.epochs_completed,
+        "best_epoch": run.best_epoch,
+        "wall_time_s": run.wall_time_s,
         "values": {m.label: m.read(record) for m in lab.metrics},
     }
 
@@ -306,7 +294,10 @@ def build_lab(lab: str, lab_dir: Path, out_dir: Path, quick: bool = False) -> di
                 continue  # a report step (tables, figures) whose output is linked below, not a result
         else:
             step_overrides = set(step.get("overrides", []))
-            runs = [_run_entry(r, spec, step_overrides) for r in _run_folders(step_dir) if (r / "metrics.json").exists()]
+            try:
+                runs = [_run_entry(run, spec, step_overrides) for run in Sweep(step_dir)]
+            except ConfigError:  # the step made no run folder (it failed before its first job started)
+                runs = []
             entry["settings"] = [
                 {"setting": key or "(as in the command)", "runs": group, "summary": _summary(group, spec.metrics)}
                 for key, group in _group_by_setting(runs)
