@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-fast bench reproduce analyze lint clean
+.PHONY: train test test-fast bench gpu-check gpu-wheels gpu-assets reproduce analyze lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,18 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)  ## speed against baselines; tables printed, JSON in benchmarks/results/
 	$(PY) benchmarks/run_all.py $(ARGS)
+
+gpu-check:  ## on the GPU machine as it is (no venv; installs hydra from .whl/): one JSON + table, <= 8 min
+	bash benchmarks/gpu_check.sh $(ARGS)
+
+gpu-wheels:  ## hydra-core, omegaconf, antlr4 wheels for the GPU machine (Python 3.12, x86-64) into .whl/
+	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl hydra-core==1.3.2 omegaconf==2.3.0 && python3 -m pip wheel -q --no-deps -w .whl antlr4-python3-runtime==4.9.3  # antlr4 4.9.3 is an sdist only: built here (pure Python)
+
+DATA ?= $(or $(DLLABS_DATA_DIR),../shared/data)
+gpu-assets: gpu-wheels  ## + the GPT-2 tokenizer files and WikiText-2 validation text (2.6 MB) into .gpu_check/
+	mkdir -p .gpu_check/gpt2-tokenizer
+	cp $(DATA)/gpt2-tokenizer/vocab.json $(DATA)/gpt2-tokenizer/merges.txt $(DATA)/gpt2-tokenizer/tokenizer_config.json $(DATA)/gpt2-tokenizer/special_tokens_map.json .gpu_check/gpt2-tokenizer/
+	cp $(DATA)/wikitext-2-raw/wiki.valid.raw .gpu_check/
 
 reproduce: $(STAMP)  ## a lab's whole study: make reproduce LAB=lms  (ARGS="--dry-run" or ARGS="-- trainer=gpu")
 	$(PY) scripts/reproduce.py $(LAB) $(ARGS)

@@ -126,7 +126,7 @@ def bench_loaders(args, device: torch.device) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- training
-def make_net(name: str, channels_last: bool) -> torch.nn.Module:
+def make_net(name: str, channels_last: bool, compile: bool = False) -> torch.nn.Module:
     if name == "resnet20":
         from dllabs.nets.resnet import ResNet
 
@@ -135,7 +135,10 @@ def make_net(name: str, channels_last: bool) -> torch.nn.Module:
         from dllabs.nets.simplenn import SimpleNN
 
         net = SimpleNN(norm="batchnorm", activation="swish")
-    return net.to(memory_format=torch.channels_last) if channels_last else net
+    net = net.to(memory_format=torch.channels_last) if channels_last else net
+    if compile:
+        net.compile()  # in place, as train.py compile=true does
+    return net
 
 
 optimizer_factory = partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -152,7 +155,7 @@ def autocast(precision: str, device: torch.device):
 def plain_loop(name: str, loader: DeviceLoader, args, device: torch.device) -> float:
     """Images/s of the shortest correct PyTorch training loop on the same batches."""
     torch.manual_seed(0)
-    net = make_net(name, args.channels_last).to(device)
+    net = make_net(name, args.channels_last, getattr(args, "compile", False)).to(device)
     optimizer = optimizer_factory(net.parameters())
     scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "16-mixed")
     net.train()
@@ -193,7 +196,7 @@ def framework(name: str, loader: DeviceLoader, args, device: torch.device) -> fl
                 self.finished = time.perf_counter()
 
     torch.manual_seed(0)
-    task = ClassificationTask(make_net(name, args.channels_last), 10, optimizer=optimizer_factory)
+    task = ClassificationTask(make_net(name, args.channels_last, getattr(args, "compile", False)), 10, optimizer=optimizer_factory)
     timer = StepTimer()
     trainer = L.Trainer(
         accelerator=device.type,

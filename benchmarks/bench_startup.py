@@ -7,8 +7,15 @@ Each measurement is a fresh process (median of 3; 1 with --quick):
   reporting which heavy libraries got imported (transformers/peft must stay out of the LMS and CIFAR labs);
 - ``python -X importtime -c "import dllabs.cli"``: what importing the CLI module costs (its heavy imports
   are deferred into ``train``).
-Note: ``import lightning`` itself imports torchmetrics, which imports transformers and torchvision when they are
-installed, so with the ``nlp`` extra those costs are part of every lab's floor, not of dllabs.
+- ``train.py experiment=lms``, the whole command (compose, train, test, metrics.json, figures), and the part of
+  ``import lightning`` spent importing transformers (``-X importtime``).
+Note: ``import lightning`` itself imports torchmetrics (``lightning.pytorch.utilities.types`` does ``from
+torchmetrics import Metric``), whose ``__init__`` imports every functional metric, and
+``torchmetrics.functional.text.bert`` does ``from transformers import AutoModel, AutoTokenizer`` whenever
+transformers is installed (upstream: Lightning-AI/torchmetrics#2242, lazy-import PR #2216 not merged as of
+torchmetrics 1.9). dllabs cannot avoid it without patching installed packages or hiding an installed package
+from its importers, so with the ``nlp`` extra that cost is part of every lab's floor; an environment installed
+without ``[nlp]`` does not pay it.
 
     python benchmarks/bench_startup.py [--quick]
 """
@@ -81,6 +88,16 @@ def import_profile() -> tuple[float, list[tuple[str, float]]]:
     return total, sorted(packages.items(), key=lambda item: item[1], reverse=True)[:4]
 
 
+def transformers_share_of_lightning() -> float:
+    """Seconds of ``import lightning`` spent importing transformers (cumulative, ``-X importtime``)."""
+    _, done = run_python(["-X", "importtime", "-c", "import lightning"])
+    for line in done.stderr.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|\s*transformers$", line)
+        if match:
+            return int(match.group(1)) / 1e6
+    return 0.0
+
+
 def _tiny_gpt2(folder: Path) -> list[str]:
     sys.path.insert(0, str(ROOT))
     from tests.fixtures import wikitext
@@ -97,6 +114,13 @@ def run(quick: bool) -> list[dict]:
         row(NAME, "import torch", _timed(["-c", "import torch"], repeats)[0], "s"),
         row(NAME, "import lightning", _timed(["-c", "import lightning"], repeats)[0], "s"),
     ]
+    rows.append(
+        row(NAME, "import lightning: of which transformers", transformers_share_of_lightning(), "s",
+            note="torchmetrics.functional.text.bert imports it when installed")
+    )
+    with tempfile.TemporaryDirectory() as run_dir:
+        seconds, _ = _timed(["train.py", "experiment=lms", f"hydra.run.dir={run_dir}"], repeats)
+    rows.append(row(NAME, "train.py experiment=lms (whole command)", seconds, "s"))
     for lab, overrides in LABS.items():
         if lab != "GPT-2":
             seconds, _ = _timed(["train.py", *overrides, "--cfg", "job"], repeats)

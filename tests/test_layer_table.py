@@ -177,9 +177,12 @@ def test_lstm_classifier_counts_the_steps_it_computes() -> None:
     assert table.total_params_with_bias == table.model_params
 
     bidirectional = lstm_net.LSTMClassifier(vocab_size=50, embedding_dim=4, hidden_size=6, bidirectional=True)
-    lstm = layer_table(bidirectional, tokens, lengths).rows[1]
-    assert lstm.input_shape == (11, 4)  # packed: 7 + 4 real steps
-    assert lstm.macs == 2 * 11 * (4 * 6 * 4 + 4 * 6 * 6)
+    table = layer_table(bidirectional, tokens, lengths)
+    assert [r.kind for r in table.rows] == ["Embedding", "LSTM", "LSTM", "Linear"]
+    for lstm in table.rows[1:3]:  # each direction over the padded batch (the backward one reversed per review)
+        assert lstm.input_shape == (2, 7, 4)
+        assert lstm.macs == 14 * (4 * 6 * 4 + 4 * 6 * 6)
+    assert table.total_params_with_bias == table.model_params
 
 
 def test_repeated_calls_add_up_and_unused_layers_are_listed() -> None:

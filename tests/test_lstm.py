@@ -3,11 +3,13 @@ import json
 
 import pytest
 import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from dllabs.analysis.sentiment import confusion_counts, most_confident_mistakes
 from dllabs.analysis.sentiment import main as report_main
 from dllabs.errors import ConfigError
-from dllabs.nets.lstm import LSTMClassifier
+from dllabs.nets.lstm import LSTMClassifier, reverse_within_lengths
 from tests.conftest import compose_config, run_cli
 from tests.fixtures import imdb as fixture
 
@@ -60,6 +62,123 @@ def test_bidirectional_head_sees_both_directions():
     net = LSTMClassifier(vocab_size=20, embedding_dim=4, hidden_size=3, num_layers=2, bidirectional=True)
     assert net.head.in_features == 6
     assert net(torch.tensor([[3, 4, 5]]), torch.tensor([3])).shape == (1, 2)
+
+
+def packed_reference(net: LSTMClassifier, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The textbook exact BiLSTM: ``nn.LSTM(bidirectional=True)`` over packed sequences, with ``net``'s weights."""
+    bilstm = net.lstm
+    reference = nn.LSTM(
+        net.embedding.embedding_dim,
+        bilstm.hidden_size,
+        bilstm.num_layers,
+        batch_first=True,
+        bidirectional=True,
+    )
+    with torch.no_grad():
+        for k in range(bilstm.num_layers):
+            for suffix, layer in (("", bilstm.forward_layers[k]), ("_reverse", bilstm.backward_layers[k])):
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(reference, f"{name}_l{k}{suffix}").copy_(getattr(layer, f"{name}_l0"))
+    packed = pack_padded_sequence(net.embedding(tokens), lengths, batch_first=True, enforce_sorted=False)
+    packed_outputs, (hidden, _) = reference(packed)
+    if net.pooling == "last":
+        vectors = hidden[-2:].transpose(0, 1).reshape(tokens.shape[0], -1)
+    else:
+        outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=tokens.shape[1])
+        valid = torch.arange(tokens.shape[1])[None, :] < lengths[:, None]
+        if net.pooling == "max":
+            vectors = outputs.masked_fill(~valid[..., None], float("-inf")).amax(dim=1)
+        else:
+            vectors = outputs.masked_fill(~valid[..., None], 0.0).sum(dim=1) / lengths[:, None]
+    return net.head(vectors), reference
+
+
+@pytest.mark.parametrize(("num_layers", "pooling"), [(1, "last"), (1, "max"), (2, "mean"), (2, "last")])
+def test_bidirectional_without_packing_gives_the_packed_nets_logits(num_layers, pooling):
+    torch.manual_seed(1)
+    net = LSTMClassifier(
+        vocab_size=60,
+        embedding_dim=8,
+        hidden_size=7,
+        num_layers=num_layers,
+        bidirectional=True,
+        pooling=pooling,
+    ).eval()
+    lengths = torch.tensor([13, 4, 1, 9, 13])
+    tokens = torch.randint(1, 60, (5, 13))
+    tokens[torch.arange(13)[None, :] >= lengths[:, None]] = 0
+    expected, reference = packed_reference(net, tokens, lengths)
+    assert torch.allclose(net(tokens, lengths), expected, atol=1e-6)
+
+    # a state dict of the former layout (one nn.LSTM(bidirectional=True) named lstm) loads into the new one
+    old_state = {k: v for k, v in net.state_dict().items() if not k.startswith("lstm.")}
+    old_state.update({f"lstm.{k}": v for k, v in reference.state_dict().items()})
+    fresh = LSTMClassifier(
+        vocab_size=60,
+        embedding_dim=8,
+        hidden_size=7,
+        num_layers=num_layers,
+        bidirectional=True,
+        pooling=pooling,
+    ).eval()
+    fresh.load_state_dict(old_state)
+    assert torch.equal(fresh(tokens, lengths), net(tokens, lengths))
+
+
+def test_reverse_within_lengths_keeps_padding_in_place_and_undoes_itself():
+    sequences = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])[..., None]
+    reversed_ = reverse_within_lengths(sequences, torch.tensor([3, 2]))
+    assert reversed_[..., 0].tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
+    assert torch.equal(reverse_within_lengths(reversed_, torch.tensor([3, 2])), sequences)
+
+
+def test_template_init_is_the_course_templates():
+    torch.manual_seed(0)
+    net = LSTMClassifier(
+        vocab_size=3000, embedding_dim=50, hidden_size=40, bidirectional=True, init="template"
+    )
+    embedding = net.embedding.weight
+    assert torch.equal(embedding[0], torch.zeros(50))
+    # xavier normal: std = sqrt(2 / (fan_in + fan_out)) with fan_in = 50 columns, fan_out = 3000 rows
+    assert embedding[1:].std().item() == pytest.approx((2 / (3000 + 50)) ** 0.5, rel=0.03)
+    for name, parameter in net.lstm.named_parameters():
+        if "weight" in name:  # orthogonal: the [4H, in] matrix has orthonormal columns
+            gram = parameter.T @ parameter
+            assert torch.allclose(gram, torch.eye(gram.shape[0]), atol=1e-5), name
+        else:
+            assert torch.count_nonzero(parameter) == 0, name
+    assert torch.count_nonzero(net.head.bias) == 0
+    assert net.head.weight.std().item() == pytest.approx((2 / (80 + 2)) ** 0.5, rel=0.25)
+    default = LSTMClassifier(vocab_size=3000, embedding_dim=50, hidden_size=40)
+    assert torch.count_nonzero(default.head.bias) > 0 and default.embedding.weight[1:].std() > 0.9
+
+
+def test_template_init_and_embedding_std_are_exclusive_and_checked():
+    with pytest.raises(ConfigError, match="embedding_init_std=0.05 and model.net.init=template"):
+        LSTMClassifier(vocab_size=10, embedding_init_std=0.05, init="template")
+    with pytest.raises(ConfigError, match="model.net.init must be one of default, template"):
+        LSTMClassifier(vocab_size=10, init="xavier")
+
+
+def test_template_init_through_the_command_line(tmp_path):
+    from hydra.utils import instantiate
+
+    cfg = compose_config(
+        ["experiment=lstm_imdb", "model.net.init=template", "model.net.embedding_init_std=null"], tmp_path
+    )
+    net = instantiate(cfg.model.net)
+    assert torch.count_nonzero(net.head.bias) == 0
+    result = run_cli(
+        [
+            "train.py",
+            "experiment=lstm_imdb",
+            *fixture.make(tmp_path),
+            "model.net.init=template",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ]
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: model.net.embedding_init_std=0.05 and")
 
 
 def test_ids_beyond_the_embedding_and_bad_settings_are_config_errors():

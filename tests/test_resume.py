@@ -38,4 +38,4 @@ def test_ckpt_path_last_finds_this_run_folder(cifar_fixture, tmp_path):
 def test_checkpoints_hold_only_plain_data(cifar_fixture, tmp_path):
     run_train([*cifar_fixture, "trainer.max_epochs=1", "data.train_subset=64"], tmp_path)
     checkpoint = _weights(tmp_path)
-    assert checkpoint["hyper_parameters"] == {"num_classes": 10, "label_smoothing": 0.0}
+    assert checkpoint["hyper_parameters"] == {"num_classes": 10, "label_smoothing": 0.0, "tta_flip": False}

@@ -14,6 +14,7 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -300,7 +301,12 @@ def hydra_main(task_function: Callable[[DictConfig], Any], config_name: str) -> 
 
     def guarded(cfg: DictConfig) -> Any:
         try:
-            return task_function(cfg)
+            try:
+                return task_function(cfg)
+            except InstantiationException as err:  # a net's or data module's own check of its arguments
+                if isinstance(err.__cause__, DllabsError):
+                    raise err.__cause__ from None
+                raise
         except DllabsError as err:
             if _run_mode() == RunMode.MULTIRUN:
                 log.error("%s", err)
