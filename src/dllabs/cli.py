@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dllabs.errors import ConfigError, DllabsError, TrainingDiverged
 from dllabs.reporting.hparams import run_name
+from dllabs.pairings import check_pairing
 
 log = logging.getLogger("dllabs")
 # the TensorBoard logger's version (conf/logger/tensorboard.yaml): runs named by what sets them apart
@@ -117,6 +118,7 @@ def train(cfg: DictConfig) -> float | None:
 
     Returns the best epoch's ``cfg.optimized_metric`` (for sweepers), NaN for a diverged run.
     """
+    check_pairing(CONF_DIR)  # a model that cannot take this data stops here, before any file is touched
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = output_dir / "metrics.json"
