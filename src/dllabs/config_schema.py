@@ -453,7 +453,7 @@ def _describe(tp: Any) -> str:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is typing.Union and type(None) in args:
         inner = next(a for a in args if a is not type(None))
-        return f"{_describe(inner)} or null"
+        return f"null or {_describe(inner)}"
     if origin is list:
         return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s" if args else "a list"
     if origin is dict:
@@ -591,24 +591,37 @@ def _check_keys(node: DictConfig, target_name: str, path: str) -> None:
     if unknown:
         where = f"{path}.{unknown[0]}" if path else unknown[0]
         known = ", ".join(sorted(accepted - {"self"}))
-        raise ConfigError(f"{where}: {target_name} takes no argument '{unknown[0]}' (it takes {known})")
+        raise ConfigError(
+            f"{where}={_shown(node._get_node(unknown[0]))}: {target_name} takes no argument '{unknown[0]}' "
+            f"(it takes {known})"
+        )
 
 
-def _walk(node: DictConfig, path: str) -> None:
+def _instantiable_nodes(node: DictConfig, path: str = "") -> list[tuple[str, DictConfig, str]]:
+    """(path, node, target) of every node under ``node`` that names a ``_target_`` (Hydra's own keys left out)."""
+    found = []
     target = node.get("_target_") if "_target_" in node else None
     if isinstance(target, str):
-        if target in SCHEMAS:
-            check_node(node, SCHEMAS[target], path)
-        _check_keys(node, target, path)
+        found.append((path, node, target))
     for key in node.keys():
         if key in _HYDRA_KEYS or (not path and key == "hydra"):
             continue
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
-            _walk(child, f"{path}.{key}" if path else str(key))
+            found.extend(_instantiable_nodes(child, f"{path}.{key}" if path else str(key)))
+    return found
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """Check every value of a composed config; raise :class:`ConfigError` (one line) on the first bad one."""
+    """Check every value of a composed config; raise :class:`ConfigError` (one line) on the first bad one.
+
+    Values first, then keys against the targets' signatures: that needs their modules imported (torch,
+    transformers), so a bad value is reported without waiting for those imports.
+    """
     check_node(cfg, TopLevel, "")
-    _walk(cfg, "")
+    nodes = _instantiable_nodes(cfg)
+    for path, node, target in nodes:
+        if target in SCHEMAS:
+            check_node(node, SCHEMAS[target], path)
+    for path, node, target in nodes:
+        _check_keys(node, target, path)
