@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import ROOT, run_cli
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import run_all  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+import run_all
 
 NAMES = ["cifar", "gpt2", "imdb_preprocess", "lms", "lstm", "startup"]
 

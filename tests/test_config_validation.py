@@ -50,8 +50,8 @@ BAD_VALUES = [
     ("experiment=lstm_imdb model.net.dropout=1.0", "model.net.dropout=1.0: must be a number >= 0 and < 1"),
     ("experiment=lstm_imdb model.net.pooling=sum", "model.net.pooling=sum: must be one of last, max, mean"),
     ("experiment=gpt2_lora model.pretrained=/nonexistent",
-     "model.pretrained=/nonexistent: no such folder: give a hub name (e.g. gpt2) or a folder written by "
-     "save_pretrained"),
+     ("model.pretrained=/nonexistent: no such folder: give a hub name (e.g. gpt2) or a folder written by "
+     "save_pretrained")),
     ("experiment=gpt2_full model.generation.top_p=2", "model.generation.top_p=2: must be a number > 0 and <= 1"),
     ("experiment=lms model.mse=rms", "model.mse=rms: must be one of mean, half_mean"),
     ("experiment=lms model.net.in_features=0", "model.net.in_features=0: must be an integer >= 1"),
@@ -61,8 +61,8 @@ BAD_VALUES = [
     ("optimizer.momentum=-0.5", "optimizer.momentum=-0.5: must be a number >= 0"),
     ("optimizer=adam optimizer.betas=[0.9,1.5]", "optimizer.betas=[0.9, 1.5]: every item must be >= 0 and < 1"),
     ("+optimizer.foo=1",
-     "optimizer.foo=1: torch.optim.SGD takes no argument 'foo' (it takes dampening, differentiable, foreach, "
-     "fused, lr, maximize, momentum, nesterov, params, weight_decay)"),
+     ("optimizer.foo=1: torch.optim.SGD takes no argument 'foo' (it takes dampening, differentiable, foreach, "
+     "fused, lr, maximize, momentum, nesterov, params, weight_decay)")),
     # scheduler
     ("scheduler=step scheduler.gamma=0", "scheduler.gamma=0: must be a number > 0"),
     ("scheduler=multistep scheduler.milestones=[5]", "scheduler.milestones=[5]: every item must be > 0 and < 1"),
@@ -81,8 +81,8 @@ BAD_VALUES = [
     ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps=0: must be an integer >= 1"),
     # callbacks (keys checked against the target's signature)
     ("+callbacks.lr_monitor.foo=1",
-     "callbacks.lr_monitor.foo=1: lightning.pytorch.callbacks.LearningRateMonitor takes no argument 'foo' "
-     "(it takes log_momentum, log_weight_decay, logging_interval)"),
+     ("callbacks.lr_monitor.foo=1: lightning.pytorch.callbacks.LearningRateMonitor takes no argument 'foo' "
+     "(it takes log_momentum, log_weight_decay, logging_interval)")),
 ]
 
 
@@ -112,8 +112,8 @@ def test_error_raised_inside_a_constructor_is_one_line(tmp_path, monkeypatch, ca
     )
     assert code == 2
     assert err.splitlines() == [
-        "error: model.net.initial_weights has 2 values but the filter has 3 inputs; give 3 values (bias weight "
-        "first) or set model.net.in_features to match"
+        ("error: model.net.initial_weights has 2 values but the filter has 3 inputs; give 3 values (bias weight "
+        "first) or set model.net.in_features to match")
     ]
 
 
@@ -141,8 +141,8 @@ def test_good_configs_pass_unchanged(overrides, tmp_path):
         ("optimizer.lr=abc", "error: optimizer.lr=abc: must be a number > 0"),
         ("data.batch_size=-1", "error: data.batch_size=-1: must be an integer >= 1"),
         ("experiment=gpt2_lora model.pretrained=/nonexistent",
-         "error: model.pretrained=/nonexistent: no such folder: give a hub name (e.g. gpt2) or a folder written "
-         "by save_pretrained"),
+         ("error: model.pretrained=/nonexistent: no such folder: give a hub name (e.g. gpt2) or a folder written "
+         "by save_pretrained")),
     ],
 )
 def test_real_command_line(overrides, line, tmp_path):

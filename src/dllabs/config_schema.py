@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
 import typing
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
@@ -147,14 +148,14 @@ class TopLevel:
 
     task_name: str = MISSING
     seed: int = MISSING
-    ckpt_path: Optional[str] = MISSING
+    ckpt_path: str | None = MISSING
     train: bool = MISSING
     test: bool = MISSING
     optimized_metric: str = MISSING
     monitor_mode: MonitorMode = MISSING
     compile: bool = MISSING
     channels_last: bool = MISSING
-    run_dir: Optional[str] = MISSING
+    run_dir: str | None = MISSING
     split: Split = MISSING
     run_overrides: list[str] = MISSING
 
@@ -166,7 +167,7 @@ class CIFAR10Data:
     batch_size: int = at_least(1)
     eval_batch_size: int = at_least(1)
     val_size: int = at_least(1)
-    train_subset: Optional[int] = at_least(1)
+    train_subset: int | None = at_least(1)
     split_seed: int = MISSING
     augment: Augment = MISSING
     loader: Loader = MISSING
@@ -182,8 +183,8 @@ class CIFAR10Data:
 class IMDBData:
     data_dir: str = MISSING
     batch_size: int = at_least(1)
-    eval_batch_size: Optional[int] = at_least(1)
-    max_length: Optional[int] = at_least(1)
+    eval_batch_size: int | None = at_least(1)
+    max_length: int | None = at_least(1)
     min_freq: int = at_least(1)
     max_vocab_size: int = at_least(3)
     split: list[float] = _rule("split_fractions")
@@ -191,7 +192,7 @@ class IMDBData:
     seed: int = MISSING
     source: IMDBSource = MISSING
     download: bool = MISSING
-    cache_dir: Optional[str] = MISSING
+    cache_dir: str | None = MISSING
     num_workers: int = at_least(0)
     pin_memory: bool = MISSING
 
@@ -199,7 +200,7 @@ class IMDBData:
 @schema("dllabs.data.lms.LMSDataModule")
 class LMSData:
     data_dir: str = MISSING
-    path: Optional[str] = MISSING
+    path: str | None = MISSING
     num_samples: int = at_least(2)
     noise_std: float = at_least(0)
     true_weights: list[float] = MISSING
@@ -214,18 +215,18 @@ class LMSData:
 @schema("dllabs.data.wikitext.WikiTextDataModule")
 class WikiTextData:
     data_dir: str = MISSING
-    tokenizer: Optional[str] = MISSING
+    tokenizer: str | None = MISSING
     protocol: Protocol = MISSING
     block_size: int = at_least(2)
     fraction: float = _bounded(gt=0, le=1)
     batch_size: int = at_least(1)
-    eval_batch_size: Optional[int] = at_least(1)
+    eval_batch_size: int | None = at_least(1)
     num_workers: int = at_least(0)
     source: WikiTextSource = MISSING
     subdir: str = MISSING
     hub_name: str = MISSING
     hub_config: str = MISSING
-    splits: Optional[dict[str, str]] = _rule("split_roles")
+    splits: dict[str, str] | None = _rule("split_roles")
     local_files_only: bool = MISSING
     pin_memory: bool = MISSING
 
@@ -257,13 +258,13 @@ class Generation:
 
 @schema("dllabs.tasks.language_model.LanguageModelTask")
 class LanguageModelTask:
-    pretrained: Optional[str] = _rule("local_folder")
-    tokenizer: Optional[str] = _rule("local_folder")
-    dtype: Optional[DType] = MISSING
+    pretrained: str | None = _rule("local_folder")
+    tokenizer: str | None = _rule("local_folder")
+    dtype: DType | None = MISSING
     local_files_only: bool = MISSING
     eval_before_training: bool = MISSING
-    perplexity_stride: Optional[int] = at_least(1)
-    perplexity_window: Optional[int] = at_least(2)
+    perplexity_stride: int | None = at_least(1)
+    perplexity_window: int | None = at_least(2)
     export: bool = MISSING
     prompts: list[str] = MISSING
     generation: Generation = MISSING
@@ -308,13 +309,13 @@ class LSTMClassifier:
     num_classes: int = at_least(1)
     pooling: Pooling = MISSING
     padding_idx: int = at_least(0)
-    embedding_init_std: Optional[float] = positive()
+    embedding_init_std: float | None = positive()
 
 
 @schema("dllabs.nets.linear.LinearFilter")
 class LinearFilter:
     in_features: int = at_least(1)
-    initial_weights: Optional[list[float]] = MISSING
+    initial_weights: list[float] | None = MISSING
 
 
 # ---- optimizer, scheduler, regularizer ---------------------------------------------------------------------------
@@ -384,18 +385,18 @@ class Penalty:
 # ---- trainer -----------------------------------------------------------------------------------------------------
 @schema("lightning.Trainer", "lightning.pytorch.Trainer")
 class Trainer:
-    max_epochs: Optional[int] = at_least(-1)  # -1: no limit
+    max_epochs: int | None = at_least(-1)  # -1: no limit
     max_steps: int = at_least(-1)
     accumulate_grad_batches: int = at_least(1)
-    gradient_clip_val: Optional[float] = at_least(0)
+    gradient_clip_val: float | None = at_least(0)
     log_every_n_steps: int = at_least(1)
-    check_val_every_n_epoch: Optional[int] = at_least(1)
+    check_val_every_n_epoch: int | None = at_least(1)
     num_sanity_val_steps: int = at_least(-1)
-    limit_train_batches: Optional[Any] = _rule("batches")
-    limit_val_batches: Optional[Any] = _rule("batches")
-    limit_test_batches: Optional[Any] = _rule("batches")
-    limit_predict_batches: Optional[Any] = _rule("batches")
-    val_check_interval: Optional[Any] = _rule("batches")
+    limit_train_batches: Any | None = _rule("batches")
+    limit_val_batches: Any | None = _rule("batches")
+    limit_test_batches: Any | None = _rule("batches")
+    limit_predict_batches: Any | None = _rule("batches")
+    val_check_interval: Any | None = _rule("batches")
     overfit_batches: Any = _rule("batches")
     enable_model_summary: bool = MISSING
     enable_checkpointing: bool = MISSING
@@ -448,10 +449,14 @@ _CHECKS = {
 }
 
 
+def _is_optional(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
 def _describe(tp: Any) -> str:
     """What a field of type ``tp`` allows, in words."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Union and type(None) in args:
+    if _is_optional(tp):
         inner = next(a for a in args if a is not type(None))
         return f"null or {_describe(inner)}"
     if origin is list:
@@ -478,7 +483,7 @@ def _out_of_bounds(value: float, bounds: dict[str, Any]) -> bool:
 
 def _primitive(tp: Any) -> type | None:
     """int, float or bool when ``tp`` is one of them (or Optional of one)."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(tp) is typing.Union else [tp]
+    args = [a for a in typing.get_args(tp) if a is not type(None)] if _is_optional(tp) else [tp]
     return args[0] if len(args) == 1 and args[0] in (int, float, bool) else None
 
 
@@ -603,7 +608,7 @@ def _instantiable_nodes(node: DictConfig, path: str = "") -> list[tuple[str, Dic
     target = node.get("_target_") if "_target_" in node else None
     if isinstance(target, str):
         found.append((path, node, target))
-    for key in node.keys():
+    for key in node:
         if key in _HYDRA_KEYS or (not path and key == "hydra"):
             continue
         child = node._get_node(key)
