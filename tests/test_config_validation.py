@@ -60,9 +60,7 @@ BAD_VALUES = [
     ("optimizer.lr=0", "optimizer.lr=0: must be a number > 0"),
     ("optimizer.momentum=-0.5", "optimizer.momentum=-0.5: must be a number >= 0"),
     ("optimizer=adam optimizer.betas=[0.9,1.5]", "optimizer.betas=[0.9, 1.5]: every item must be >= 0 and < 1"),
-    ("+optimizer.foo=1",
-     ("optimizer.foo=1: torch.optim.SGD takes no argument 'foo' (it takes dampening, differentiable, foreach, "
-     "fused, lr, maximize, momentum, nesterov, params, weight_decay)")),
+    ("+optimizer.foo=1", "optimizer.foo=1: torch.optim.SGD takes no argument 'foo' (it takes dampening, ..."),
     # scheduler
     ("scheduler=step scheduler.gamma=0", "scheduler.gamma=0: must be a number > 0"),
     ("scheduler=multistep scheduler.milestones=[5]", "scheduler.milestones=[5]: every item must be > 0 and < 1"),
@@ -81,8 +79,7 @@ BAD_VALUES = [
     ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps=0: must be an integer >= 1"),
     # callbacks (keys checked against the target's signature)
     ("+callbacks.lr_monitor.foo=1",
-     ("callbacks.lr_monitor.foo=1: lightning.pytorch.callbacks.LearningRateMonitor takes no argument 'foo' "
-     "(it takes log_momentum, log_weight_decay, logging_interval)")),
+     "callbacks.lr_monitor.foo=1: lightning.pytorch.callbacks.LearningRateMonitor takes no argument 'foo' ..."),
 ]
 
 
@@ -101,7 +98,12 @@ def test_bad_value_is_one_line_and_exit_2(overrides, message, tmp_path, monkeypa
     run_dir = tmp_path / "run"
     code, err = _train_py([*overrides.split(), f"hydra.run.dir={run_dir}"], monkeypatch, capsys)
     assert code == 2
-    assert err.splitlines() == [f"error: {message}"]
+    lines = err.splitlines()
+    assert len(lines) == 1
+    if message.endswith("..."):  # the rest lists the target's arguments, which depend on the torch/Lightning version
+        assert lines[0].startswith(f"error: {message[:-3]}")
+    else:
+        assert lines[0] == f"error: {message}"
     assert not run_dir.exists()  # checked before Hydra makes the run folder
 
 

@@ -136,6 +136,7 @@ class MSE(Enum):
 
 class DType(Enum):
     float32 = "float32"
+    float64 = "float64"
     float16 = "float16"
     bfloat16 = "bfloat16"
     auto = "auto"
