@@ -112,7 +112,6 @@ def train(cfg: DictConfig) -> float | None:
 
     Returns the best epoch's ``cfg.optimized_metric`` (for sweepers), NaN for a diverged run.
     """
-    validate_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = output_dir / "metrics.json"
@@ -127,6 +126,7 @@ def train(cfg: DictConfig) -> float | None:
     route_lightning_logs_through_hydra()
     run = _Run(cfg, output_dir, MetricHistory())
     try:
+        validate_config(cfg)  # under train.py already done before the run folder; a sweep member's is recorded
         run.fit()
         run.test()
     except TrainingDiverged as err:
