@@ -161,3 +161,22 @@ def test_full_error_shows_the_traceback(tmp_path):
     assert result.returncode != 0
     assert "Traceback" in result.stderr
     assert "ConfigError: data.augment=foo: must be one of none, crop_flip" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        ([], "error: run_dir has no value (???): give run_dir=<value>"),
+        (["run_dir=.", "split=train"], "error: split=train: must be one of test, val"),
+    ],
+)
+def test_eval_config_is_checked_too(args, line, tmp_path, monkeypatch, capsys):
+    from dllabs.evaluate import evaluate
+
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["eval.py", *args, f"hydra.run.dir={tmp_path}/run"])
+    with pytest.raises(SystemExit) as stopped:
+        hydra_main(evaluate, "eval")
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+    assert not (tmp_path / "run").exists()

@@ -559,8 +559,9 @@ def check_node(node: DictConfig, schema_cls: type, path: str) -> None:
     """Check the keys of ``node`` that ``schema_cls`` declares (other keys are left to the target's signature)."""
     typed = OmegaConf.structured(schema_cls)
     types = typing.get_type_hints(schema_cls)
+    keys = set(node.keys())  # unlike `in node`, keys() also lists keys whose value is missing (???)
     for spec in dataclasses.fields(schema_cls):
-        if spec.name not in node:
+        if spec.name not in keys:
             continue
         key = f"{path}.{spec.name}" if path else spec.name
         tp = types[spec.name]
