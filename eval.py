@@ -1,4 +1,5 @@
-from dllabs.cli import eval_main
+from dllabs.entry import hydra_main
+from dllabs.evaluate import evaluate
 
 if __name__ == "__main__":
-    eval_main()
+    hydra_main(evaluate, "eval")

@@ -1,4 +1,5 @@
-from dllabs.cli import train_main
+from dllabs.cli import train
+from dllabs.entry import hydra_main
 
 if __name__ == "__main__":
-    train_main()
+    hydra_main(train, "train")

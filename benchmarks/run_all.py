@@ -87,6 +87,14 @@ def run_one(name: str, path: Path, quick: bool) -> dict[str, Any]:
     return {**entry, "status": "ok", "result": json.loads(out.read_text())}
 
 
+def choose(benchmarks: dict[str, Path], only: list[str] | None, skip: list[str]) -> list[str]:
+    """The benchmarks to run, in discovery order: ``only`` (all when empty) less ``skip``; KeyError on a bad name."""
+    unknown = sorted((set(only or []) | set(skip)) - set(benchmarks))
+    if unknown:
+        raise KeyError(f"no benchmark named {', '.join(unknown)}; known: {', '.join(benchmarks)}")
+    return [name for name in benchmarks if (not only or name in only) and name not in skip]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and one repeat everywhere")
@@ -95,11 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     benchmarks = discover()
-    unknown = sorted(set(args.only or []) | set(args.skip) - set(benchmarks))
-    if unknown:
-        print(f"error: no benchmark named {', '.join(unknown)}; known: {', '.join(benchmarks)}", file=sys.stderr)
+    try:
+        chosen = choose(benchmarks, args.only, args.skip)
+    except KeyError as err:
+        print(f"error: {err.args[0]}", file=sys.stderr)
         return 2
-    chosen = [n for n in benchmarks if (not args.only or n in args.only) and n not in args.skip]
 
     started = time.perf_counter()
     entries = {name: run_one(name, benchmarks[name], args.quick) for name in chosen}

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from dllabs import schedules
+from dllabs.errors import ConfigError
 from dllabs.regularizers import L1, L2
 
 
@@ -35,7 +36,7 @@ def test_step_halves_every_five_epochs():
 def test_multistep_at_half_and_three_quarters():
     lrs = _lrs(schedules.multistep, 200, milestones=[0.5, 0.75], gamma=0.1)
     assert lrs[99] == 1.0 and math.isclose(lrs[100], 0.1) and math.isclose(lrs[150], 0.01)
-    with pytest.raises(ValueError, match="fractions"):
+    with pytest.raises(ConfigError, match="fractions"):
         _lrs(schedules.multistep, 10, milestones=[5])
 
 

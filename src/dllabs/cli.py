@@ -1,33 +1,28 @@
-"""The Hydra entry points: ``train`` and ``evaluate`` as plain functions of a config, and their mains."""
+"""``train``: one training run as a plain function of a composed config (``train.py`` runs it under Hydra)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
-import os
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from dllabs.errors import ConfigError, DllabsError, TrainingDiverged
-from dllabs.reporting.hparams import run_name
+from dllabs.config_schema import validate_config
+from dllabs.entry import CONF_DIR, route_lightning_logs_through_hydra
+from dllabs.entry import run_mode as _run_mode
+from dllabs.errors import ConfigError, TrainingDiverged
 from dllabs.pairings import check_pairing
+from dllabs.reporting.hparams import run_name
 
 log = logging.getLogger("dllabs")
 # the TensorBoard logger's version (conf/logger/tensorboard.yaml): runs named by what sets them apart
 OmegaConf.register_new_resolver("dllabs.run_name", run_name, replace=True)
-
-CONF_DIR = Path(os.environ.get("DLLABS_CONF_DIR", Path(__file__).resolve().parents[2] / "conf"))
 
 
 def _plain_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -100,10 +95,6 @@ def _resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
     return resumable(candidates[-1])
 
 
-def _run_mode() -> RunMode | None:
-    return HydraConfig.get().mode if HydraConfig.initialized() else None
-
-
 def _best_epoch(history: list[dict[str, float]], metric: str, mode: str) -> tuple[int | None, float | None]:
     scored = [(row["epoch"], row[metric]) for row in history if metric in row and math.isfinite(row[metric])]
     if not scored:
@@ -130,9 +121,10 @@ def train(cfg: DictConfig) -> float | None:
 
     from dllabs.callbacks.history import MetricHistory
 
-    _route_lightning_logs_through_hydra()
+    route_lightning_logs_through_hydra()
     run = _Run(cfg, output_dir, MetricHistory())
     try:
+        validate_config(cfg)  # under train.py already done before the run folder; a sweep member's is recorded
         run.fit()
         run.test()
     except TrainingDiverged as err:
@@ -259,71 +251,7 @@ def _is_global_zero(trainer) -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
-def _route_lightning_logs_through_hydra() -> None:
-    """Lightning adds its own console handler; drop it so each message appears once (Hydra's handlers)."""
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-        logger.propagate = True
-
-
 def _best_model_path(trainer) -> str | None:
     callback = getattr(trainer, "checkpoint_callback", None)
     path = getattr(callback, "best_model_path", "") if callback is not None else ""
     return path or None
-
-
-def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Rebuild the run in ``cfg.run_dir`` from its own config and evaluate its best checkpoint."""
-    import lightning as L
-
-    from dllabs.runs import restore_run
-
-    if not cfg.get("run_dir"):
-        raise ConfigError("eval.py needs run_dir=<a run folder made by train.py>")
-    run = restore_run(cfg.run_dir, list(cfg.get("run_overrides") or []), cfg.get("ckpt"))
-    datamodule, task, ckpt = run.datamodule, run.task, run.checkpoint
-    trainer = L.Trainer(
-        accelerator=cfg.get("accelerator", "auto"), devices=1, logger=False, enable_progress_bar=False,
-        default_root_dir=cfg.paths.output_dir,
-    )
-    stage = trainer.validate if cfg.split == "val" else trainer.test
-    results = stage(task, datamodule=datamodule, verbose=True)
-    metrics = _plain_metrics(results[0] if results else {})
-    write_json_atomic(
-        Path(cfg.paths.output_dir) / "eval_metrics.json",
-        {"run_dir": str(cfg.run_dir), "checkpoint": str(ckpt), "split": cfg.split, "metrics": metrics},
-    )
-    return metrics
-
-
-def hydra_main(task_function: Callable[[DictConfig], Any], config_name: str) -> None:
-    """Run ``task_function`` under Hydra; user errors print one line and exit 2 (the rest of a sweep still runs)."""
-
-    def guarded(cfg: DictConfig) -> Any:
-        try:
-            try:
-                return task_function(cfg)
-            except InstantiationException as err:  # a net's or data module's own check of its arguments
-                if isinstance(err.__cause__, DllabsError):
-                    raise err.__cause__ from None
-                raise
-        except DllabsError as err:
-            if _run_mode() == RunMode.MULTIRUN:
-                log.error("%s", err)
-                raise
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
-
-    guarded.__name__ = task_function.__name__
-    hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(guarded)()
-
-
-def train_main() -> None:
-    hydra_main(train, "train")
-
-
-def eval_main() -> None:
-    hydra_main(evaluate, "eval")
-

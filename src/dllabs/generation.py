@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dllabs.entry import hydra_main
 from dllabs.errors import ConfigError
 
 
@@ -161,6 +162,4 @@ def generate_from_config(cfg: Any) -> list[dict[str, str]]:
 
 
 def generate_main() -> None:
-    from dllabs.cli import hydra_main
-
     hydra_main(generate_from_config, "generate")

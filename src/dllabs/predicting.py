@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig
 
 from dllabs.data.prediction import PredictionData
+from dllabs.entry import hydra_main
 from dllabs.errors import ConfigError
 from dllabs.reporting.table import show_table
 
@@ -218,6 +219,4 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
 
 def main() -> None:
-    from dllabs.cli import hydra_main
-
     hydra_main(predict, "predict")

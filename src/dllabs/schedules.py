@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
+from dllabs.errors import ConfigError
+
 
 def _with_warmup(factor: Callable[[int], float], warmup_steps: int) -> Callable[[int], float]:
     def scaled(step: int) -> float:
@@ -56,7 +58,7 @@ def multistep(
 ) -> LRScheduler:
     """Multiply by ``gamma`` at each milestone, given as a fraction of the whole run (0.5 = half-way)."""
     if any(not 0.0 < m < 1.0 for m in milestones):
-        raise ValueError(f"milestones are fractions of the run in (0, 1), got {list(milestones)}")
+        raise ConfigError(f"scheduler.milestones={list(milestones)}: fractions of the run, each in (0, 1)")
     at = sorted(round(m * total_steps) for m in milestones)
     return _lambda(optimizer, lambda s: gamma ** sum(s >= m for m in at), warmup_steps)
 

@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from dllabs.analysis.layer_table import LayerTable, analysed_layers, layer_table
+from dllabs.entry import hydra_main
 from dllabs.errors import ConfigError, DllabsError
 
 log = logging.getLogger("dllabs")
@@ -193,6 +194,4 @@ def _histograms(cfg: DictConfig, net: nn.Module, inputs: list[torch.Tensor], out
 
 
 def analyze_main() -> None:
-    from dllabs.cli import hydra_main
-
     hydra_main(analyze, "analyze")

@@ -16,6 +16,8 @@ from importlib import resources
 
 import numpy as np
 
+from dllabs.errors import ConfigError
+
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
 
@@ -64,9 +66,9 @@ class Vocabulary:
     ) -> Vocabulary:
         """Words seen at least ``min_freq`` times; at most ``max_size`` entries (``<pad>``, ``<unk>`` too)."""
         if min_freq < 1:
-            raise ValueError(f"min_freq must be >= 1, got {min_freq}")
+            raise ConfigError(f"data.min_freq={min_freq}: must be an integer >= 1")
         if max_size is not None and max_size < 2:
-            raise ValueError(f"max_size must leave room for {PAD} and {UNK} (>= 2), got {max_size}")
+            raise ConfigError(f"data.max_vocab_size={max_size}: must leave room for {PAD} and {UNK} (>= 2)")
         counts: Counter[str] = Counter()
         for tokens in token_lists:
             counts.update(tokens)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dllabs.errors import ConfigError
+
 
 class Swish(nn.Module):
     """Swish ``x * sigmoid(x)`` (Ramachandran et al. 2017; equal to SiLU)."""
@@ -21,4 +23,4 @@ def make_activation(name: str) -> nn.Module:
     try:
         return ACTIVATIONS[name]()
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+        raise ConfigError(f"model.net.activation={name}: choose one of {', '.join(ACTIVATIONS)}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dllabs.errors import ConfigError
 from dllabs.nets.activations import make_activation
 
 NORMS = ("none", "batchnorm")
@@ -18,7 +19,7 @@ class SimpleNN(nn.Module):
     def __init__(self, num_classes: int = 10, norm: str = "none", activation: str = "relu") -> None:
         super().__init__()
         if norm not in NORMS:
-            raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
+            raise ConfigError(f"model.net.norm={norm}: choose one of {', '.join(NORMS)}")
 
         def conv_block(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
             layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel)]

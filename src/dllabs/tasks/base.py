@@ -9,6 +9,9 @@ import lightning as L
 import torch
 from torch import nn
 
+from dllabs.analysis.cli import example_inputs
+from dllabs.errors import ConfigError
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 Regularizer = Callable[[nn.Module], torch.Tensor]
@@ -31,6 +34,22 @@ class BaseTask(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.regularizer = regularizer
+
+    @property
+    def example_input_array(self) -> Any:
+        """A seeded batch of one for the net (read off its first layer), so the model summary shows real FLOPs
+        and input/output sizes; None for a task without such a net. Made on first use, with its own generator."""
+        net = getattr(self, "net", None)
+        if self._example_input_array is None and isinstance(net, nn.Module):
+            try:
+                self._example_input_array = tuple(example_inputs(net))
+            except ConfigError:
+                return None
+        return self._example_input_array
+
+    @example_input_array.setter
+    def example_input_array(self, example: Any) -> None:
+        self._example_input_array = example
 
     def regularization(self, module: nn.Module) -> torch.Tensor:
         """The configured penalty on ``module``'s weights, or zero."""

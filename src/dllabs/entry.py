@@ -1,0 +1,124 @@
+"""The Hydra entry wrapper every command shares (train, eval, predict, analyze, generate).
+
+It checks the composed config before Hydra makes the run folder (:class:`ValidateConfig`, a Hydra callback
+listed in ``conf/hydra/default.yaml``), turns a user error (:class:`~dllabs.errors.DllabsError`, also when Hydra
+wraps it while instantiating) into one ``error:`` line and exit status 2, and sets up the console so that each
+message appears once. ``HYDRA_FULL_ERROR=1`` (or ``--verbose`` on the command line) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from dllabs.config_schema import validate_config
+from dllabs.errors import DllabsError
+from dllabs.pairings import check_pairing
+
+log = logging.getLogger("dllabs")
+
+CONF_DIR = Path(os.environ.get("DLLABS_CONF_DIR", Path(__file__).resolve().parents[2] / "conf"))
+VERBOSE_FLAG = "--verbose"
+
+
+def run_mode() -> RunMode | None:
+    """RUN or MULTIRUN under Hydra; None when a config was composed without it (tests)."""
+    return HydraConfig.get().mode if HydraConfig.initialized() else None
+
+
+def full_errors() -> bool:
+    """True when the user asked for tracebacks (``HYDRA_FULL_ERROR=1`` or ``--verbose``)."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def user_error(err: BaseException) -> DllabsError | None:
+    """The user error behind ``err``: itself, or the cause Hydra wrapped in an ``InstantiationException``."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    return err if isinstance(err, DllabsError) else None
+
+
+def exit_with(err: DllabsError) -> NoReturn:
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(2)
+
+
+class ValidateConfig(Callback):
+    """Hydra callback: check every value of the composed config before the job starts and its folder is made.
+
+    A sweep's members differ in their overrides, so each member is checked again when it starts (``cli.train``).
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            validate_config(config)
+            check_pairing(CONF_DIR, OmegaConf.select(config, "hydra.runtime.choices") or {})
+        except DllabsError as err:
+            if full_errors():
+                raise
+            exit_with(err)
+
+
+_LIGHTNING_TIPS = "💡 Tip:"  # Lightning's adverts for its cloud products (litlogger, litmodels)
+
+
+class _DropLightningTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_LIGHTNING_TIPS)
+
+
+def route_lightning_logs_through_hydra() -> None:
+    """Each console message once: Lightning's own handlers go, its records reach Hydra's handlers.
+
+    ``import lightning`` puts a ``INFO: ...`` console handler on the ``lightning`` logger (and ``lightning.pytorch``
+    / ``lightning.fabric`` add theirs when no root handler exists yet), while Hydra's job logging prints the same
+    records again through the root logger. Also silenced where they are raised: Lightning's cloud-product tips and
+    torch's FutureWarning about ``LeafSpec``, which Lightning's own ``_pytree`` triggers (nothing a user can change).
+    """
+    import lightning  # noqa: F401  - its import adds the handler removed here; a later import would add it again
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropLightningTips) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropLightningTips())
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )
+
+
+def hydra_main(task_function: Callable[[DictConfig], Any], config_name: str) -> None:
+    """Run ``task_function`` under Hydra; user errors print one line and exit 2 (the rest of a sweep still runs)."""
+    if VERBOSE_FLAG in sys.argv:
+        sys.argv.remove(VERBOSE_FLAG)
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+
+    def guarded(cfg: DictConfig) -> Any:
+        try:
+            return task_function(cfg)
+        except Exception as err:
+            found = user_error(err)
+            if found is None or full_errors():
+                raise
+            if run_mode() == RunMode.MULTIRUN:
+                log.error("%s", found)
+                raise found from None
+            exit_with(found)
+
+    guarded.__name__ = task_function.__name__
+    hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(guarded)()
