@@ -49,8 +49,8 @@ BAD_VALUES = [
     ("model=simplenn3 model.net.hidden=0", "model.net.hidden=0: must be an integer >= 1"),
     ("experiment=lstm_imdb model.net.dropout=1.0", "model.net.dropout=1.0: must be a number >= 0 and < 1"),
     ("experiment=lstm_imdb model.net.pooling=sum", "model.net.pooling=sum: must be one of last, max, mean"),
-    ("experiment=gpt2_lora model.pretrained=/nonexistent",
-     ("model.pretrained=/nonexistent: no such folder: give a hub name (e.g. gpt2) or a folder written by "
+    ("experiment=gpt2_lora model.net.pretrained=/nonexistent",
+     ("model.net.pretrained=/nonexistent: no such folder: give a hub name (e.g. gpt2) or a folder written by "
      "save_pretrained")),
     ("experiment=gpt2_full model.generation.top_p=2", "model.generation.top_p=2: must be a number > 0 and <= 1"),
     ("experiment=lms model.mse=rms", "model.mse=rms: must be one of mean, half_mean"),
@@ -142,8 +142,8 @@ def test_good_configs_pass_unchanged(overrides, tmp_path):
     [
         ("optimizer.lr=abc", "error: optimizer.lr=abc: must be a number > 0"),
         ("data.batch_size=-1", "error: data.batch_size=-1: must be an integer >= 1"),
-        ("experiment=gpt2_lora model.pretrained=/nonexistent",
-         ("error: model.pretrained=/nonexistent: no such folder: give a hub name (e.g. gpt2) or a folder written "
+        ("experiment=gpt2_lora model.net.pretrained=/nonexistent",
+         ("error: model.net.pretrained=/nonexistent: no such folder: give a hub name (e.g. gpt2) or a folder written "
          "by save_pretrained")),
     ],
 )

@@ -134,6 +134,11 @@ class MSE(Enum):
     half_mean = "half_mean"
 
 
+class LSTMInit(Enum):
+    default = "default"
+    template = "template"
+
+
 class DType(Enum):
     float32 = "float32"
     float64 = "float64"
@@ -237,38 +242,32 @@ class WikiTextData:
 class ClassificationTask:
     num_classes: int = at_least(2)
     label_smoothing: float = fraction()
+    tta_flip: bool = MISSING
 
 
 @schema("dllabs.tasks.regression.RegressionTask")
 class RegressionTask:
     mse: MSE = MISSING
-    figures: bool = MISSING
 
 
 @dataclass
 class Generation:
-    max_new_tokens: int = at_least(1)
-    do_sample: bool = MISSING
-    temperature: float = positive()
-    top_k: int = at_least(0)
-    top_p: float = _bounded(gt=0, le=1)
-    repetition_penalty: float = positive()
-    num_return_sequences: int = at_least(1)
-    seed: int = MISSING
+    """Generation settings; null keeps the default of ``generation.GenerationSettings``."""
+
+    max_new_tokens: int | None = at_least(1)
+    max_length: int | None = at_least(1)
+    do_sample: bool | None = MISSING
+    temperature: float | None = positive()
+    top_k: int | None = at_least(0)
+    top_p: float | None = _bounded(gt=0, le=1)
+    repetition_penalty: float | None = positive()
+    num_return_sequences: int | None = at_least(1)
+    seed: int | None = MISSING
 
 
 @schema("dllabs.tasks.language_model.LanguageModelTask")
 class LanguageModelTask:
-    pretrained: str | None = _rule("local_folder")
-    tokenizer: str | None = _rule("local_folder")
-    dtype: DType | None = MISSING
-    local_files_only: bool = MISSING
-    eval_before_training: bool = MISSING
-    perplexity_stride: int | None = at_least(1)
-    perplexity_window: int | None = at_least(2)
-    export: bool = MISSING
-    prompts: list[str] = MISSING
-    generation: Generation = MISSING
+    lab_perplexity: bool = MISSING
 
 
 # ---- nets (model.net) --------------------------------------------------------------------------------------------
@@ -311,6 +310,40 @@ class LSTMClassifier:
     pooling: Pooling = MISSING
     padding_idx: int = at_least(0)
     embedding_init_std: float | None = positive()
+    init: LSTMInit = MISSING
+
+
+@schema("dllabs.nets.causal_lm.causal_lm")
+class CausalLM:
+    pretrained: str | None = _rule("local_folder")
+    dtype: DType | None = MISSING
+    local_files_only: bool = MISSING
+
+
+# ---- callbacks that take lab settings -----------------------------------------------------------------------------
+@schema("dllabs.callbacks.perplexity.PerplexityRecord")
+class PerplexityRecord:
+    before_fit: bool = MISSING
+    sliding_stride: int | None = at_least(1)
+    sliding_window: int | None = at_least(2)
+
+
+@schema("dllabs.callbacks.text_samples.TextSamples")
+class TextSamples:
+    prompts: list[str] = MISSING
+    generation: Generation = MISSING
+    before: bool = MISSING
+
+
+@schema("dllabs.callbacks.lms.LMSReport")
+class LMSReport:
+    figures: bool = MISSING
+
+
+@schema("dllabs.callbacks.divergence.DivergenceGuard")
+class DivergenceGuard:
+    stuck_epochs: int | None = at_least(1)
+    stuck_margin: float = MISSING
 
 
 @schema("dllabs.nets.linear.LinearFilter")

@@ -131,7 +131,7 @@ def format_samples(runs: Sequence[LMRun]) -> str:
             texts = [s["text"] for s in run.results.get("samples") or [] if s["prompt"] == prompt] or ["-"]
             block += [f"- **{run.label}**: {' '.join(text.split())}" for text in texts]
         blocks.append("\n".join(block))
-    return "\n\n".join(blocks) or "(no samples: the runs were trained with model.prompts=[])"
+    return "\n\n".join(blocks) or "(no samples: the runs were trained with callbacks.text_samples.prompts=[])"
 
 
 def plot_perplexity(runs: Sequence[LMRun], path: Path) -> Path:
