@@ -69,23 +69,26 @@ def report(name: str, *argv: str, needs: list[str]) -> Step:
     return Step(name, list(argv), "report", needs)
 
 
+# Lab 4's studies of the full pipeline: the lab-3 protocol (30 epochs, SGD, fixed lr) with aug + BN + Swish
+LAB4_BASE = ("experiment=simplenn_cifar10", "data.augment=crop_flip", "model.net.norm=batchnorm", "model.net.activation=swish")
+
 LABS: dict[str, list[Step]] = {
-    "lms": [  # SPEC lab 1
+    "lms": [  # lab 1 (docs/labs.md)
         run("reference", "experiment=lms"),
         sweep("rates", "experiment=lms", "sweep=lms_rates"),
         report("rates_report", "scripts/lms_report.py", "{lab}/rates", needs=["rates"]),
     ],
-    "layers": [  # SPEC lab 2
+    "layers": [  # lab 2 (docs/labs.md)
         Step("simplenn3", ["scripts/analyze.py", "hydra.run.dir={dir}"], "report"),
         Step("resnet20", ["scripts/analyze.py", "model=resnet20", "hydra.run.dir={dir}"], "report"),
     ],
-    "simplenn": [  # SPEC lab 3: fixed lr and step decay, 3 seeds each
+    "simplenn": [  # lab 3 (docs/labs.md): fixed lr and step decay, 3 seeds each
         sweep("fixed_lr", "experiment=simplenn_cifar10", "seed=1,2,3"),
         sweep("step_decay", "experiment=simplenn_cifar10_decay", "seed=1,2,3"),
         report("fixed_lr_report", "scripts/report.py", "{lab}/fixed_lr", needs=["fixed_lr"]),
         report("step_decay_report", "scripts/report.py", "{lab}/step_decay", needs=["step_decay"]),
     ],
-    "robust": [  # SPEC lab 4
+    "robust": [  # lab 4 (docs/labs.md)
         sweep("augment", "experiment=simplenn_cifar10", "sweep=robust_augment"),
         sweep("batchnorm", "experiment=simplenn_cifar10", "data.augment=crop_flip", "sweep=robust_batchnorm"),
         sweep(
@@ -93,9 +96,9 @@ LABS: dict[str, list[Step]] = {
             "sweep=robust_activation",
         ),
         run("best", "experiment=simplenn_robust"),
-        sweep("lr", "experiment=simplenn_robust", "scheduler=constant", "sweep=robust_lr"),
-        sweep("l2", "experiment=simplenn_robust", "sweep=robust_l2"),
-        sweep("l1_vs_l2", "experiment=simplenn_robust", "sweep=robust_l1_vs_l2"),
+        sweep("lr", *LAB4_BASE, "sweep=robust_lr"),
+        sweep("l2", *LAB4_BASE, "sweep=robust_l2"),
+        sweep("l1_vs_l2", *LAB4_BASE, "sweep=robust_l1_vs_l2"),
         *(
             report(f"{name}_report", "scripts/report.py", f"{{lab}}/{name}", needs=[name])
             for name in ("augment", "batchnorm", "activation", "lr", "l2", "l1_vs_l2")
@@ -105,8 +108,9 @@ LABS: dict[str, list[Step]] = {
             "--labels", "L1", "L2", "--out", "{lab}/l1_vs_l2/weights.png", needs=["l1_vs_l2"],
         ),
     ],
-    "resnet20": [  # SPEC lab 5
+    "resnet20": [  # lab 5: the paper's 200-epoch recipe, and the fast recipe (<= 60 epochs)
         run("reference", "experiment=resnet20"),
+        run("fast", "experiment=resnet20_fast"),
         Step(
             "predictions",
             ["predict.py", "run_dir={lab}/reference", "input=${{paths.data_dir}}/cifar-10-batches-py/test_batch",
@@ -114,13 +118,15 @@ LABS: dict[str, list[Step]] = {
             "report", ["reference"],
         ),
     ],
-    "imdb": [  # SPEC lab 6: the reference over 3 seeds, and the strong setting
+    "imdb": [  # lab 6 (docs/labs.md): the reference over 3 seeds, and the strong setting
         sweep("reference", "experiment=lstm_imdb", "seed=1,2,3"),
+        sweep("reference_template", "experiment=lstm_imdb", "model.net.init=template",
+              "model.net.embedding_init_std=null", "seed=1,2,3"),
         run("strong", "experiment=lstm_imdb_strong"),
         report("reference_report", "scripts/sentiment_report.py", "{lab}/reference/0", needs=["reference"]),
         report("strong_report", "scripts/sentiment_report.py", "{lab}/strong", needs=["strong"]),
     ],
-    "gpt2": [  # SPEC lab 7
+    "gpt2": [  # lab 7 (docs/labs.md)
         sweep("full_vs_lora", "experiment=gpt2_full", "sweep=gpt2_finetune"),
         report("compare", "scripts/compare_lm.py", "{lab}/full_vs_lora", needs=["full_vs_lora"]),
     ],

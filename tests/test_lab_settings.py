@@ -1,4 +1,4 @@
-"""Issue 13b: each experiment keeps the lab's reference settings (SPEC.md and the experiments' header comments).
+"""Issue 13b: each experiment keeps the lab's reference settings (the lab references of docs/labs.md and the experiments' header comments).
 
 An edit that changes a lab's protocol (batch size, learning rate, schedule, epochs, LoRA settings, splits, vocabulary
 rules) fails here; a deliberate change edits this table with the reason.

@@ -1,4 +1,4 @@
-"""The layer table: SPEC reference numbers, and MACs cross-checked against torch's FlopCounterMode."""
+"""The layer table: the lab's reference numbers (docs/labs.md), and MACs cross-checked against torch's FlopCounterMode."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dllabs.nets import layers
 from dllabs.nets.simplenn import SimpleNN
 from dllabs.nets.simplenn3 import SimpleNN3
 
-# SPEC lab 2, weights only: (params, MACs) for one 1x3x32x32 input.
+# lab 2 (docs/labs.md), weights only: (params, MACs) for one 1x3x32x32 input.
 SIMPLENN3_REFERENCE = {
     "conv1": (1_200, 1_228_800),
     "conv2": (2_304, 665_856),

@@ -222,12 +222,6 @@ class _Run:
             history=self.history.epochs,
         )
         results = collect_results(trainer.callbacks) if trainer is not None else {}
-        task_results = getattr(self.task, "run_results", None)  # TODO(issue 12): move into callbacks
-        if callable(task_results):
-            try:
-                results = {**task_results(), **results}
-            except Exception as err:  # noqa: BLE001 - a broken summary must not lose the run's record
-                log.warning("could not collect run results: %s", err)
         if results:
             record["results"] = results
         if _is_global_zero(trainer):
