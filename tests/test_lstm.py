@@ -95,15 +95,13 @@ def packed_reference(net: LSTMClassifier, tokens: torch.Tensor, lengths: torch.T
 
 @pytest.mark.parametrize(("num_layers", "pooling"), [(1, "last"), (1, "max"), (2, "mean"), (2, "last")])
 def test_bidirectional_without_packing_gives_the_packed_nets_logits(num_layers, pooling):
+    def build() -> LSTMClassifier:
+        return LSTMClassifier(
+            vocab_size=60, embedding_dim=8, hidden_size=7, num_layers=num_layers, bidirectional=True, pooling=pooling
+        ).eval()
+
     torch.manual_seed(1)
-    net = LSTMClassifier(
-        vocab_size=60,
-        embedding_dim=8,
-        hidden_size=7,
-        num_layers=num_layers,
-        bidirectional=True,
-        pooling=pooling,
-    ).eval()
+    net = build()
     lengths = torch.tensor([13, 4, 1, 9, 13])
     tokens = torch.randint(1, 60, (5, 13))
     tokens[torch.arange(13)[None, :] >= lengths[:, None]] = 0
@@ -113,14 +111,7 @@ def test_bidirectional_without_packing_gives_the_packed_nets_logits(num_layers, 
     # a state dict of the former layout (one nn.LSTM(bidirectional=True) named lstm) loads into the new one
     old_state = {k: v for k, v in net.state_dict().items() if not k.startswith("lstm.")}
     old_state.update({f"lstm.{k}": v for k, v in reference.state_dict().items()})
-    fresh = LSTMClassifier(
-        vocab_size=60,
-        embedding_dim=8,
-        hidden_size=7,
-        num_layers=num_layers,
-        bidirectional=True,
-        pooling=pooling,
-    ).eval()
+    fresh = build()
     fresh.load_state_dict(old_state)
     assert torch.equal(fresh(tokens, lengths), net(tokens, lengths))
 
