@@ -102,7 +102,7 @@ def test_commands_are_found():
 
 @pytest.mark.parametrize(("where", "args"), COMMANDS, ids=[args or "(no arguments)" for _, args in COMMANDS])
 def test_documented_command_composes_and_builds(where, args, fixtures, tmp_path):
-    gpt2_dir = next(o.split("=", 1)[1] for o in fixtures["wikitext"] if o.startswith("model.pretrained="))
+    gpt2_dir = next(o.split("=", 1)[1] for o in fixtures["wikitext"] if o.startswith("model.net.pretrained="))
     overrides, reason = overrides_of(args, gpt2_dir)
     if overrides is None:
         pytest.skip(f"{where}: {reason}")
@@ -110,7 +110,7 @@ def test_documented_command_composes_and_builds(where, args, fixtures, tmp_path)
     choices = cfg.hydra.runtime.choices
     check_pairing(CONF_DIR, choices)
     if choices["data"] == "wikitext":  # the real GPT-2 weights are not here: build the tiny one instead
-        keep = [o for o in overrides if not o.startswith(("model.pretrained=", "model.architecture="))]
+        keep = [o for o in overrides if not o.startswith(("model.net.pretrained=", "model.net.architecture="))]
         cfg = compose_config([*keep, *fixtures["wikitext"]], tmp_path)
     instantiate(cfg.data)
     task = instantiate_task(cfg)
