@@ -52,7 +52,11 @@ BAD_VALUES = [
     ("experiment=gpt2_lora model.net.pretrained=/nonexistent",
      ("model.net.pretrained=/nonexistent: no such folder: give a hub name (e.g. gpt2) or a folder written by "
      "save_pretrained")),
-    ("experiment=gpt2_full model.generation.top_p=2", "model.generation.top_p=2: must be a number > 0 and <= 1"),
+    ("experiment=gpt2_full callbacks.text_samples.generation.top_p=2",
+     "callbacks.text_samples.generation.top_p=2: must be null or a number > 0 and <= 1"),
+    ("experiment=gpt2_full model.net.dtype=float8",
+     "model.net.dtype=float8: must be null or one of float32, float64, float16, bfloat16, auto"),
+    ("experiment=lstm_imdb model.net.init=xavier", "model.net.init=xavier: must be one of default, template"),
     ("experiment=lms model.mse=rms", "model.mse=rms: must be one of mean, half_mean"),
     ("experiment=lms model.net.in_features=0", "model.net.in_features=0: must be an integer >= 1"),
     # optimizer
