@@ -285,6 +285,7 @@ def build_lab(lab: str, lab_dir: Path, out_dir: Path, quick: bool = False) -> di
             "finished": step.get("finished"),
             "seconds": step.get("seconds"),
             "reference": spec.references.get(step_name),
+            "note": step.get("note"),
         }
         if step.get("kind") == "report":
             summary = step_dir / "layer_analysis.json"
@@ -365,6 +366,8 @@ def render_lab(ledger: dict[str, Any]) -> str:
         )
         if step.get("reference"):
             lines.append(f"Lab reference: {step['reference']}.")
+        if step.get("note"):
+            lines.append(f"Note: {step['note']}")
         lines.append("")
         if "layers" in step:
             lines += _render_layers(step["layers"])
