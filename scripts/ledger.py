@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from dllabs.errors import ConfigError, run_command
-from dllabs.reporting.ledger import LABS, ROOT, build_lab, write_index
+from dllabs.reporting.ledger import LABS, ROOT, build_lab, update_readme, write_index
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             ledger = build_lab(lab, lab_dir, args.out)
             print(f"{lab}: {len(ledger['steps'])} steps -> {args.out / (lab + '.json')}")
         print(f"wrote {write_index(args.out, args.out.with_suffix('.md'))}")
+        if args.out.resolve() == (ROOT / "docs" / "results").resolve() and update_readme(ROOT / "README.md", args.out):
+            print("updated the README's ledger blocks")
 
     return run_command(write)
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dllabs.reporting.ledger import build_lab, git_commit, machine, write_index
+from dllabs.reporting.ledger import build_lab, git_commit, machine, update_readme, write_index
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path("outputs") / "reproduce"
@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         build_lab(args.lab, ROOT / lab_dir, ROOT / ledger_dir, quick=args.quick)
         index = write_index(ROOT / ledger_dir, (ROOT / ledger_dir).with_suffix(".md"))
         print(f"[{args.lab}] ledger updated: {ledger_dir / (args.lab + '.json')} and {index}")
+        if (ROOT / ledger_dir).resolve() == (ROOT / "docs" / "results").resolve():
+            update_readme(ROOT / "README.md", ROOT / ledger_dir)
     return 1 if failed else 0
 
 

@@ -80,3 +80,16 @@ def test_reproduce_quick_writes_the_lab_ledger(tmp_path):
     assert "Quick run" in page and "Lab reference: W* = [1.00068" in page
     assert (out / "results" / "figures" / "lms-reference.png").stat().st_size > 1000
     assert (real_ledger.read_bytes() if real_ledger.exists() else None) == before  # the real ledger is untouched
+
+
+def test_readme_results_are_the_ledgers(tmp_path):
+    """Every README results block is generated from docs/results/<lab>.json (scripts/ledger.py rewrites them)."""
+    from dllabs.reporting.ledger import README_BLOCK, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text((ROOT / "README.md").read_text())
+    labs = [m.group(2) for m in README_BLOCK.finditer(readme.read_text())]
+    assert {"lms", "simplenn", "robust", "imdb"} <= set(labs)
+    assert not update_readme(readme, ROOT / "docs" / "results"), (
+        "README's ledger blocks differ from docs/results: run `python scripts/ledger.py --index`"
+    )

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -444,3 +445,42 @@ def render_index(results_dir: Path) -> str:
 def write_index(results_dir: Path, index_file: Path) -> Path:
     index_file.write_text(render_index(results_dir))
     return index_file
+
+
+README_BLOCK = re.compile(r"(<!-- ledger:(\w+) -->\n)(.*?)(<!-- /ledger -->)", re.DOTALL)
+
+
+def render_brief(ledger: dict[str, Any]) -> str:
+    """A lab's results in a few rows for the README: the headline metrics of every setting and the reference."""
+    metrics = [m for m in LABS[ledger["lab"]].metrics if m.label in ledger["metrics"]][:2]
+    header = ["step", "setting", "runs", *[m.label for m in metrics], "lab reference"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for step in ledger["steps"]:
+        for setting in step.get("settings", []):
+            runs = setting["runs"]
+            statuses = ", ".join(sorted({str(r["status"]) for r in runs}))
+            lines.append("| " + " | ".join([
+                f"`{step['step']}`", f"`{setting['setting']}`", f"{len(runs)} ({statuses})",
+                *[_cell(setting["summary"], m) for m in metrics], step.get("reference") or "",
+            ]) + " |")
+    commits = sorted({(s.get("commit") or "unknown")[:7] for s in ledger["steps"]})
+    lines.append("")
+    lines.append(f"From the [results ledger](docs/results.md) (commit {', '.join(commits)}; command, machine, "
+                 "per-seed numbers and figures there).")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, results_dir: Path) -> bool:
+    """Regenerate the README's ``<!-- ledger:<lab> -->`` blocks from the ledger; True when the file changed."""
+    text = readme.read_text()
+
+    def block(match: re.Match) -> str:
+        lab_file = results_dir / f"{match.group(2)}.json"
+        body = (render_brief(json.loads(lab_file.read_text())) if lab_file.exists()
+                else f"Not recorded yet: `make reproduce LAB={match.group(2)}` writes it.\n")
+        return match.group(1) + body + match.group(4)
+
+    new = README_BLOCK.sub(block, text)
+    if new != text:
+        readme.write_text(new)
+    return new != text
