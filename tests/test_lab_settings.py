@@ -40,6 +40,14 @@ LAB_SETTINGS = {
         "optimizer.weight_decay": 1.0e-4, "regularizer": {}, "scheduler._target_": "dllabs.schedules.multistep",
         "scheduler.milestones": [0.5, 0.75], "scheduler.gamma": 0.1, "trainer.max_epochs": 200,
     },
+    "resnet20_fast": {  # lab 5 fast recipe: the same ResNet-20 (A) in <= 60 epochs, batch 256, lr 0.2 Nesterov,
+        # wd 5e-4, 2 warm-up epochs then cosine to zero, label smoothing 0.1, EMA 0.999, flip TTA
+        "model.net.depth": 20, "model.net.shortcut": "A", "data.batch_size": 256, "data.augment": "crop_flip",
+        "optimizer._target_": "torch.optim.SGD", "optimizer.lr": 0.2, "optimizer.momentum": 0.9,
+        "optimizer.nesterov": True, "optimizer.weight_decay": 5.0e-4, "regularizer": {},
+        "scheduler._target_": "dllabs.schedules.cosine", "scheduler.min_factor": 0.0, "trainer.max_epochs": 60,
+        "model.label_smoothing": 0.1, "model.tta_flip": True, "callbacks.ema.decay": 0.999,
+    },
     "lstm_imdb": {  # lab 6 reference: emb 1, hidden 100, 1 layer, dropout 0, Adam 1e-3 eps 1e-6, warm-up 200,
         # batch 96, 5 epochs, seed 12, 256 tokens; split 7:1:2 with a seed; vocabulary: train split, freq >= 5
         "model.net.embedding_dim": 1, "model.net.hidden_size": 100, "model.net.num_layers": 1,

@@ -21,7 +21,7 @@ def test_an_lstm_on_cifar_images_stops_with_one_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1] == (
         "error: model=lstm does not fit data=cifar10: model=lstm takes token sequences (data=imdb), "
-        "data=cifar10 holds images (model=simplenn|simplenn3|simplenn_robust|resnet20)"
+        "data=cifar10 holds images (model=simplenn|simplenn3|simplenn_robust|resnet20|resnet20_fast)"
     )
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.rglob("metrics.json")) and not (tmp_path / "empty").exists()
