@@ -287,7 +287,8 @@ def test_lora_experiment_runs_end_to_end_and_generates_from_the_run(tiny, tmp_pa
     assert results["tokens_per_s"] > 0 and results["peak_memory_mb"] > 0
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"tensors": 0}).Reload()
+    [event_dir] = {f.parent for f in (run / "tensorboard").rglob("events.out.tfevents.*")}  # <run>/tensorboard/<name>
+    events = EventAccumulator(str(event_dir), size_guidance={"tensors": 0}).Reload()
     text = events.Tensors("samples/0/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "before training | after training" in text and "langugae" in text
     assert (run / "lora_adapter" / "adapter_config.json").is_file() and (run / "hf_model" / "config.json").is_file()
