@@ -123,6 +123,10 @@ class LSTMClassifier(nn.Module):
         self.pooling = pooling
         self.bidirectional = bidirectional
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
+        if embedding_init_std is not None:  # drawn before the LSTM's weights, so a seed gives the same net as ever
+            with torch.no_grad():
+                nn.init.normal_(self.embedding.weight, std=embedding_init_std)
+                self.embedding.weight[padding_idx].zero_()
         if bidirectional:
             self.lstm: nn.Module = ReviewBiLSTM(embedding_dim, hidden_size, num_layers, dropout)
         else:
@@ -137,10 +141,6 @@ class LSTMClassifier(nn.Module):
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
         if init == "template":
             self._template_init()
-        elif embedding_init_std is not None:
-            with torch.no_grad():
-                nn.init.normal_(self.embedding.weight, std=embedding_init_std)
-                self.embedding.weight[padding_idx].zero_()
 
     @torch.no_grad()
     def _template_init(self) -> None:
