@@ -456,12 +456,12 @@ def render_brief(ledger: dict[str, Any]) -> str:
     header = ["step", "setting", "runs", *[m.label for m in metrics], "lab reference"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for step in ledger["steps"]:
-        for setting in step.get("settings", []):
+        for number, setting in enumerate(step.get("settings", [])):
             runs = setting["runs"]
             statuses = ", ".join(sorted({str(r["status"]) for r in runs}))
             lines.append("| " + " | ".join([
-                f"`{step['step']}`", f"`{setting['setting']}`", f"{len(runs)} ({statuses})",
-                *[_cell(setting["summary"], m) for m in metrics], step.get("reference") or "",
+                f"`{step['step']}`" if number == 0 else "", f"`{setting['setting']}`", f"{len(runs)} ({statuses})",
+                *[_cell(setting["summary"], m) for m in metrics], (step.get("reference") or "") if number == 0 else "",
             ]) + " |")
     commits = sorted({(s.get("commit") or "unknown")[:7] for s in ledger["steps"]})
     lines.append("")
