@@ -51,10 +51,10 @@ def test_epoch_loss_accuracy_and_penalty_cover_every_batch(with_penalty):
     penalty = float(regularizer(net)) if with_penalty else 0.0
     expected_loss = F.cross_entropy(logits, labels).item() + penalty
     assert len(steps.losses) == 6
-    assert metrics["train/loss_epoch"].item() == pytest.approx(expected_loss, rel=1e-5)
+    assert metrics["train/loss"].item() == pytest.approx(expected_loss, rel=1e-5)
     assert metrics["train/acc"].item() == pytest.approx((logits.argmax(1) == labels).float().mean().item())
     assert metrics["train/loss_step"].item() == pytest.approx(steps.losses[-1], rel=1e-6)
-    assert {"train/loss_step", "train/loss_epoch", "train/acc"} <= set(trainer.progress_bar_metrics)
+    assert {"train/loss_step", "train/loss", "train/acc"} <= set(trainer.progress_bar_metrics)
     if with_penalty:
         assert metrics["train/penalty"].item() == pytest.approx(penalty, rel=1e-5)
     else:

@@ -89,7 +89,7 @@ class ClassificationTask(BaseTask):
         if self._epoch_metrics_logged != self.current_epoch:  # first step of the epoch (a resumed one too)
             self._epoch_metrics_logged = self.current_epoch
             epoch = {"on_step": False, "on_epoch": True, "batch_size": size}
-            self.log("train/loss_epoch", self.train_loss, prog_bar=True, **epoch)
+            self.log("train/loss", self.train_loss, prog_bar=True, **epoch)  # the epoch mean (debug=overfit monitors it)
             self.log("train/acc", self.train_acc, prog_bar=True, **epoch)
             if self.regularizer is not None:
                 self.log("train/penalty", self.train_penalty, **epoch)
