@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 train: $(STAMP)  ## the main job: SimpleNN on CIFAR-10 with the reference settings (downloads CIFAR-10 on first use)
 	$(PY) train.py $(ARGS)
 
-test: $(STAMP)  ## the whole test suite (real-data smokes run when ../shared/data or DLLABS_DATA_DIR exists)
-	$(PY) -m pytest $(PYTEST_ARGS)
+PYTEST_WORKERS ?= auto
+test: $(STAMP)  ## the whole test suite, one worker per core (real-data smokes run when ../shared/data or DLLABS_DATA_DIR exists)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -81,7 +81,7 @@ def test_gpu_check_measures_resnet20_and_gpt2_on_cpu(tmp_path):
 
 
 @pytest.mark.slow
-def test_gpu_check_runs_every_training_path_on_cpu(tmp_path):
+def test_gpu_check_training_paths_run_on_cpu(tmp_path):
     record, table = run_check(tmp_path, ["paths"])
     assert record["failures"] == 0
     labels = [r["measurement"] for r in record["rows"]]
