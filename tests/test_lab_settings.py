@@ -55,6 +55,7 @@ LAB_SETTINGS = {
         "optimizer.lr": 1.0e-3, "optimizer.eps": 1.0e-6, "scheduler._target_": "dllabs.schedules.constant",
         "scheduler.warmup_steps": 200, "data.batch_size": 96, "trainer.max_epochs": 5, "seed": 12,
         "data.max_length": 256, "data.split": [0.7, 0.1, 0.2], "data.split_seed": 12, "data.min_freq": 5,
+        "model.net.init": "template", "model.net.embedding_init_std": None,  # the course template's initialisation
     },
     "lstm_imdb_strong": {  # lab 6 better setting: 128-d, BiLSTM 128, max-pool, dropout 0.5, 512 tokens, Adam 2e-3
         "model.net.embedding_dim": 128, "model.net.hidden_size": 128, "model.net.bidirectional": True,

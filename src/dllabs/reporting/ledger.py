@@ -171,7 +171,7 @@ LABS: dict[str, LabLedger] = {
         ],
         references={
             "reference": "~86.4-87.3% test",
-            "reference_template": "~86.4-87.3% test",
+            "reference_normal_init": "~86.4-87.3% test (the lab initialises as its template does: the reference step)",
             "strong": "should beat the reference (aim >= 89%)",
         },
     ),
