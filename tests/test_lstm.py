@@ -152,19 +152,24 @@ def test_template_init_and_embedding_std_are_exclusive_and_checked():
 
 
 def test_template_init_through_the_command_line(tmp_path):
+    """experiment=lstm_imdb initialises as the lab's template; its N(0, 0.05^2) alternative is one override; setting
+    both initialisations is one error line."""
     from hydra.utils import instantiate
 
-    cfg = compose_config(
-        ["experiment=lstm_imdb", "model.net.init=template", "model.net.embedding_init_std=null"], tmp_path
-    )
+    cfg = compose_config(["experiment=lstm_imdb", "model.net.vocab_size=500"], tmp_path)
     net = instantiate(cfg.model.net)
-    assert torch.count_nonzero(net.head.bias) == 0
+    assert torch.count_nonzero(net.head.bias) == 0 and torch.count_nonzero(net.lstm.bias_ih_l0) == 0
+    alternative = compose_config(
+        ["experiment=lstm_imdb", "model.net.vocab_size=500", "model.net.init=default", "model.net.embedding_init_std=0.05"],
+        tmp_path,
+    )
+    assert torch.count_nonzero(instantiate(alternative.model.net).head.bias) > 0
     result = run_cli(
         [
             "train.py",
             "experiment=lstm_imdb",
             *fixture.make(tmp_path),
-            "model.net.init=template",
+            "model.net.embedding_init_std=0.05",
             f"hydra.run.dir={tmp_path / 'run'}",
         ]
     )
