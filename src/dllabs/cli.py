@@ -18,29 +18,12 @@ from dllabs.entry import CONF_DIR, route_lightning_logs_through_hydra
 from dllabs.entry import run_mode as _run_mode
 from dllabs.errors import ConfigError, TrainingDiverged
 from dllabs.pairings import check_pairing
+from dllabs.records import plain_metrics, write_json_atomic
 from dllabs.reporting.hparams import run_name
 
 log = logging.getLogger("dllabs")
 # the TensorBoard logger's version (conf/logger/tensorboard.yaml): runs named by what sets them apart
 OmegaConf.register_new_resolver("dllabs.run_name", run_name, replace=True)
-
-
-def _plain_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    out = {}
-    for key, value in metrics.items():
-        try:
-            out[key.removesuffix("_epoch")] = float(value)
-        except (TypeError, ValueError):
-            continue
-    return {k: v for k, v in sorted(out.items()) if not k.endswith("_step")}
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON through a temporary file so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, allow_nan=True, default=str))
-    tmp.replace(path)
 
 
 def build_task(cfg: DictConfig):
@@ -174,7 +157,7 @@ class _Run:
             check_state_dict_fits(self.task, read_checkpoint(ckpt_path)["state_dict"], ckpt_path)
         if cfg.get("train", True):
             self.trainer.fit(self.task, datamodule=self.datamodule, ckpt_path=ckpt_path)
-            self.record["fit_metrics"] = _plain_metrics(dict(self.trainer.callback_metrics))
+            self.record["fit_metrics"] = plain_metrics(dict(self.trainer.callback_metrics))
         elif ckpt_path:
             load_task_weights(self.task, ckpt_path)
         self.record["status"] = "ok"
@@ -208,7 +191,7 @@ class _Run:
         record, cfg, trainer = self.record, self.cfg, self.trainer
         metrics = dict(record.pop("fit_metrics", {}))
         if trainer is not None:
-            metrics.update(_plain_metrics(dict(trainer.callback_metrics)))
+            metrics.update(plain_metrics(dict(trainer.callback_metrics)))
         monitor = cfg.get("optimized_metric")
         best_epoch, best_score = _best_epoch(self.history.epochs, monitor, cfg.get("monitor_mode", "max"))
         record.update(

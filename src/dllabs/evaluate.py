@@ -7,9 +7,9 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
-from dllabs.cli import _plain_metrics, write_json_atomic
 from dllabs.config_schema import validate_config
 from dllabs.errors import ConfigError
+from dllabs.records import plain_metrics, write_json_atomic
 from dllabs.runs import restore_run
 
 
@@ -26,7 +26,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     )
     stage = trainer.validate if cfg.split == "val" else trainer.test
     results = stage(task, datamodule=datamodule, verbose=True)
-    metrics = _plain_metrics(results[0] if results else {})
+    metrics = plain_metrics(results[0] if results else {})
     write_json_atomic(
         Path(cfg.paths.output_dir) / "eval_metrics.json",
         {"run_dir": str(cfg.run_dir), "checkpoint": str(ckpt), "split": cfg.split, "metrics": metrics},
