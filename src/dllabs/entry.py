@@ -79,6 +79,13 @@ class _DropLightningTips(logging.Filter):
         return not str(record.msg).startswith(_LIGHTNING_TIPS)
 
 
+def silence_lightning_tips() -> None:
+    """Drop Lightning's adverts for its cloud products where they are logged (any script that builds a Trainer)."""
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropLightningTips) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropLightningTips())
+
+
 def route_lightning_logs_through_hydra() -> None:
     """Each console message once: Lightning's own handlers go, its records reach Hydra's handlers.
 
@@ -94,9 +101,7 @@ def route_lightning_logs_through_hydra() -> None:
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
         logger.propagate = True
-    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _DropLightningTips) for f in rank_zero.filters):
-        rank_zero.addFilter(_DropLightningTips())
+    silence_lightning_tips()
     warnings.filterwarnings(
         "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
     )

@@ -84,8 +84,11 @@ def _cifar_exact_rows(run_dir: Path) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    from dllabs.entry import silence_lightning_tips
     from dllabs.predicting import predict_probabilities
     from dllabs.runs import load_run_config, restore_run
+
+    silence_lightning_tips()
 
     cfg = load_run_config(run_dir)
     batches = Path(cfg.paths.data_dir) / "cifar-10-batches-py"
