@@ -177,6 +177,7 @@ def test_full_finetuning_lowers_val_perplexity_and_exports_the_model(tiny, tmp_p
     assert sample["prompt"] == "The river" and sample["text"] != sample["text_before"]  # greedy, before vs after
     assert results["tokens_per_s"] > 0 and results["train_tokens"] == 2 * dm.token_counts["train"]
     assert results["padded_tokens_per_s"] > results["tokens_per_s"]  # the lab protocol pays for padding
+    assert results["train_steps"] == 2 * len(dm.train_dataloader())  # 2 epochs of optimiser steps
     json.dumps(results)
     reloaded = load_causal_lm(results["exports"]["model"], local_files_only=True)
     batch = next(iter(dm.val_dataloader()))

@@ -57,6 +57,57 @@ def test_settings_are_grouped_over_seeds_with_mean_spread_and_failed_runs_listed
     assert "no `make reproduce LAB=lms` run recorded" in page
 
 
+def test_lm_steps_read_nested_results_group_by_the_typed_overrides_and_show_report_results(tmp_path):
+    """Lab 7's ledger: numbers deep in metrics.json ``results``, interpolated overrides that Hydra's sweeper stores
+    escaped (``$\\{paths.data_dir\\}``) still recognised as the step's own, and a report step's result.json."""
+    lab_dir = tmp_path / "runs" / "gpt2"
+    tokenizer = "data.tokenizer=${paths.data_dir}/gpt2-tokenizer"
+    for number, method in enumerate(("full", "lora")):
+        folder = lab_dir / "small_full_vs_lora" / str(number)
+        (folder / ".hydra").mkdir(parents=True)
+        escaped = tokenizer.replace("{", "\\{").replace("}", "\\}")
+        (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([escaped, f"finetune={method}"]))
+        (folder / "metrics.json").write_text(json.dumps({
+            "status": "ok", "metrics": {"val/ppl": 100.0 + number, "test/ppl_lab_maskcount": 90.0},
+            "best_score": 100.0, "epochs_completed": 3, "wall_time_s": 60.0,
+            "results": {"train_steps": 141, "tokens_per_s": 1234.5, "params": {"trainable": 65536 if number else 7_000_000},
+                        "perplexity": {"val_before": 50000.0}},
+        }))
+    (lab_dir / "lora_params").mkdir(parents=True)
+    (lab_dir / "lora_params" / "result.json").write_text(json.dumps({"trainable_parameters": 2359296}))
+    common = {"status": "ok", "commit": "abc123", "machine": {"cpu": "Test CPU", "cores": 2}}
+    (lab_dir / "reproduce.json").write_text(json.dumps({
+        "small_full_vs_lora": {**common, "command": "python train.py -m ...", "kind": "sweep",
+                               "overrides": ["experiment=gpt2_full", tokenizer, "sweep=gpt2_finetune"]},
+        "lora_params": {**common, "command": "python scripts/lora_params.py", "kind": "report"},
+    }))
+
+    ledger = build_lab("gpt2", lab_dir, tmp_path / "results")
+
+    sweep_step, params_step = ledger["steps"]
+    assert [s["setting"] for s in sweep_step["settings"]] == ["finetune=full", "finetune=lora"]
+    lora = sweep_step["settings"][1]["runs"][0]["values"]
+    assert lora["optimiser steps"] == 141 and lora["trainable params"] == 65536 and lora["val ppl before"] == 50000.0
+    assert lora["val ppl"] == 101.0 and lora["test ppl, lab's NLL/mask count"] == 90.0 and lora["tokens/s"] == 1234.5
+    assert params_step["result"] == {"trainable_parameters": 2359296}
+    page = render_index(tmp_path / "results")
+    assert "| `finetune=lora` | 1 (ok) | 101.00 | - | 50000.00 | 90.00 | 141 | 1,234 | - | 65,536 |" in page
+    assert "- trainable_parameters: 2,359,296" in page
+
+
+def test_lora_params_script_counts_the_lab_config_on_the_real_gpt2_shape(tmp_path):
+    """`python scripts/lora_params.py` (a reproduce step of lab 7): 2,359,296 from conf/finetune/lora.yaml, no weights."""
+    result = run_cli(["scripts/lora_params.py", "--out", str(tmp_path)], timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "LoRA trainable parameters: 2,359,296" in result.stdout
+    assert json.loads((tmp_path / "result.json").read_text())["trainable_parameters"] == 2_359_296
+    assert "deprecated" not in result.stderr  # peft's call into transformers' deprecated API is silenced
+    smaller = run_cli(["scripts/lora_params.py", "finetune.r=8"], timeout=300)
+    assert "LoRA trainable parameters: 294,912" in smaller.stdout  # r x (768 + 2304) x 12 layers
+    bad = run_cli(["scripts/lora_params.py", "r=8"], timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: r=8: overrides are finetune.KEY=VALUE or architecture.KEY=VALUE"
+
+
 @pytest.mark.slow
 def test_reproduce_quick_writes_the_lab_ledger(tmp_path):
     """`make reproduce LAB=lms ARGS=--quick` end to end: real train.py runs, then the lab's ledger entry."""

@@ -33,7 +33,8 @@ def batch_tokens(batch: Any) -> int:
 class TokenThroughput(ThroughputMonitor, ResultsCallback):
     """Lightning's throughput monitor (logs ``train|device|items_per_sec`` = tokens/s, ...) whose totals over the
     fit also go to ``metrics.json``: ``train_tokens``, ``train_time_s`` (validation excluded), ``tokens_per_s``,
-    ``padded_tokens_per_s`` (padding counted, what the hardware processed) and ``fit_wall_time_s``.
+    ``padded_tokens_per_s`` (padding counted, what the hardware processed), ``fit_wall_time_s`` and
+    ``train_steps`` (optimiser steps of the whole fit, resumed ones included).
 
     List it after the callbacks that work when training starts (evaluation and samples before training), so its
     clock starts after them.
@@ -45,6 +46,7 @@ class TokenThroughput(ThroughputMonitor, ResultsCallback):
         self.padded_tokens = 0
         self._fit_started: float | None = None
         self.fit_wall_time_s: float | None = None
+        self.train_steps: int | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fit_started = time.perf_counter()
@@ -64,6 +66,7 @@ class TokenThroughput(ThroughputMonitor, ResultsCallback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._fit_started is not None:
             self.fit_wall_time_s = time.perf_counter() - self._fit_started
+        self.train_steps = int(trainer.global_step)
 
     def run_results(self) -> dict[str, Any]:
         throughput = self._throughputs.get(RunningStage.TRAINING)
@@ -78,6 +81,7 @@ class TokenThroughput(ThroughputMonitor, ResultsCallback):
             "tokens_per_s": tokens / seconds if seconds else None,
             "padded_tokens_per_s": self.padded_tokens / seconds if seconds else None,
             "fit_wall_time_s": self.fit_wall_time_s,
+            "train_steps": self.train_steps,
         }
 
 

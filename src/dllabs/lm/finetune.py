@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,9 @@ def prepare(model: nn.Module, finetune: Mapping[str, Any] | None) -> nn.Module:
     except (TypeError, ValueError) as error:
         raise ConfigError(f"invalid LoRA option in finetune ({error}); options are peft.LoraConfig arguments") from error
     try:
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():  # peft 0.21 calls transformers 5's deprecated is_gradient_checkpointing
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+            return get_peft_model(model, config)
     except ValueError as error:
         names = sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name})
         raise ConfigError(

@@ -42,10 +42,15 @@ class Metric:
 
     def read(self, record: dict[str, Any]) -> float | None:
         node: Any = record
-        head, _, rest = self.path.partition(".")
-        node = node.get(head) if isinstance(node, dict) else None
-        if rest:
-            node = node.get(rest) if isinstance(node, dict) else None
+        path = self.path
+        while path and isinstance(node, dict):
+            if path in node:  # the rest is one key (``val/ppl``)
+                node, path = node[path], ""
+            else:
+                head, _, path = path.partition(".")
+                node = node.get(head)
+        if path:
+            node = None
         return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
 
     def show(self, value: float | None) -> str:
@@ -183,8 +188,21 @@ LABS: dict[str, LabLedger] = {
         metrics=[
             Metric("val ppl", "metrics.val/ppl", "{:.2f}"),
             Metric("test ppl", "metrics.test/ppl", "{:.2f}"),
+            Metric("val ppl before", "results.perplexity.val_before", "{:.2f}"),
+            Metric("test ppl, lab's NLL/mask count", "metrics.test/ppl_lab_maskcount", "{:.2f}"),
+            Metric("optimiser steps", "results.train_steps", "{:.0f}"),
+            Metric("tokens/s", "results.tokens_per_s", "{:,.0f}"),
+            Metric("tokens/s incl. padding", "results.padded_tokens_per_s", "{:,.0f}"),
+            Metric("trainable params", "results.params.trainable", "{:,.0f}"),
         ],
-        references={"full_vs_lora": "10% val slice: pretrained 43.0 -> full 27.1, LoRA 30.3; A100: full 12 min, LoRA 9 min"},
+        references={
+            "full_vs_lora": "10% val slice: pretrained 43.0 -> full 27.1, LoRA 30.3; A100: full 12 min, LoRA 9 min",
+            "small_full_vs_lora": "no reference: a random 2-layer GPT-2 (the lab's needs pretrained weights); the lab's "
+            "schedule is 459 steps an epoch, 1,377 in all, on the train split",
+            "small_protocols": "lab pads every line to 1024; dynamic pads per batch; packed has no padding",
+            "lora_params": "2,359,296 for r 64 on c_attn of gpt2 (124M)",
+        },
+        figures={"full_vs_lora": "lm_compare.png", "small_full_vs_lora": "lm_compare.png"},
     ),
 }
 
@@ -225,13 +243,18 @@ def git_commit(root: Path = ROOT) -> str | None:
     return head + ("-dirty" if dirty else "")
 
 
+def _unescaped(override: str) -> str:
+    """An override as typed: Hydra's sweeper stores ``${x}`` in a job's overrides as ``$\\{x\\}``."""
+    return override.replace("\\{", "{").replace("\\}", "}")
+
+
 def _run_entry(run: RunFolder, lab: LabLedger, step_overrides: set[str]) -> dict[str, Any]:
     record = dict(run.record)
     if lab.extra is not None and run.status == "ok":
         record["extra"] = lab.extra(run.path)
     overrides = [
         o for o in run.overrides
-        if o not in step_overrides and not o.startswith(("hydra.", "ckpt_path=", "callbacks.progress_bar="))
+        if _unescaped(o) not in step_overrides and not o.startswith(("hydra.", "ckpt_path=", "callbacks.progress_bar="))
     ]
     return {
         "run_dir": run.name,
@@ -295,6 +318,8 @@ def build_lab(lab: str, lab_dir: Path, out_dir: Path, quick: bool = False) -> di
             summary = step_dir / "layer_analysis.json"
             if summary.exists():
                 entry["layers"] = json.loads(summary.read_text())
+            elif (step_dir / "result.json").exists():  # a report whose numbers are a result (scripts/lora_params.py)
+                entry["result"] = json.loads((step_dir / "result.json").read_text())
             elif step_name not in spec.references:
                 continue  # a report step (tables, figures) whose output is linked below, not a result
         else:
@@ -375,6 +400,10 @@ def render_lab(ledger: dict[str, Any]) -> str:
         lines.append("")
         if "layers" in step:
             lines += _render_layers(step["layers"])
+        if "result" in step:
+            lines += [f"- {key}: `{json.dumps(value)}`" if not isinstance(value, int) else f"- {key}: {value:,}"
+                      for key, value in step["result"].items()]
+            lines.append("")
         settings = step.get("settings", [])
         if settings:
             header = ["setting", "runs", *[m.label for m in metrics], "epochs", "wall time / run"]
