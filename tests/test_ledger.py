@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dllabs.reporting.ledger import build_lab, render_index
+from dllabs.reporting.ledger import build_lab, render_brief, render_index
 from tests.conftest import ROOT, run_cli
 
 
@@ -93,6 +93,9 @@ def test_lm_steps_read_nested_results_group_by_the_typed_overrides_and_show_repo
     page = render_index(tmp_path / "results")
     assert "| `finetune=lora` | 1 (ok) | 101.00 | - | 50000.00 | 90.00 | 141 | 1,234 | - | 65,536 |" in page
     assert "- trainable_parameters: 2,359,296" in page
+    brief = render_brief(ledger)  # the README's rows: the lab's chosen columns, in their order
+    assert brief.startswith("| step | setting | runs | val ppl before | val ppl | optimiser steps | tokens/s | lab reference |")
+    assert "|  | `finetune=lora` | 1 (ok) | 50000.00 | 101.00 | 141 | 1,234 |  |" in brief
 
 
 def test_lora_params_script_counts_the_lab_config_on_the_real_gpt2_shape(tmp_path):

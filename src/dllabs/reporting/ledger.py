@@ -78,6 +78,7 @@ class LabLedger:
     notes: list[str] = field(default_factory=list)
     figures: dict[str, str] = field(default_factory=dict)  # step -> file inside the step folder
     extra: Callable[[Path], dict[str, Any]] | None = None  # per-run extra numbers (e.g. exact-row test accuracy)
+    brief: list[str] | None = None  # metric labels of the README's brief table (default: the first two)
 
 
 def _cifar_exact_rows(run_dir: Path) -> dict[str, Any]:
@@ -197,12 +198,13 @@ LABS: dict[str, LabLedger] = {
         ],
         references={
             "full_vs_lora": "10% val slice: pretrained 43.0 -> full 27.1, LoRA 30.3; A100: full 12 min, LoRA 9 min",
-            "small_full_vs_lora": "no reference: a random 2-layer GPT-2 (the lab's needs pretrained weights); the lab's "
-            "schedule is 459 steps an epoch, 1,377 in all, on the train split",
+            "small_full_vs_lora": "none (the lab starts from the pretrained gpt2, this from a random 2-layer GPT-2); "
+            "the lab's schedule is 459 steps an epoch, 1,377 in all, on the train split",
             "small_protocols": "lab pads every line to 1024; dynamic pads per batch; packed has no padding",
             "lora_params": "2,359,296 for r 64 on c_attn of gpt2 (124M)",
         },
         figures={"full_vs_lora": "lm_compare.png", "small_full_vs_lora": "lm_compare.png"},
+        brief=["val ppl before", "val ppl", "optimiser steps", "tokens/s"],
     ),
 }
 
@@ -484,7 +486,10 @@ README_BLOCK = re.compile(r"(<!-- ledger:(\w+) -->\n)(.*?)(<!-- /ledger -->)", r
 
 def render_brief(ledger: dict[str, Any]) -> str:
     """A lab's results in a few rows for the README: the headline metrics of every setting and the reference."""
-    metrics = [m for m in LABS[ledger["lab"]].metrics if m.label in ledger["metrics"]][:2]
+    spec = LABS[ledger["lab"]]
+    metrics = [m for m in spec.metrics if m.label in ledger["metrics"]]
+    by_label = {m.label: m for m in metrics}
+    metrics = [by_label[label] for label in spec.brief if label in by_label] if spec.brief else metrics[:2]
     header = ["step", "setting", "runs", *[m.label for m in metrics], "lab reference"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for step in ledger["steps"]:
