@@ -119,6 +119,17 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The same table as :func:`format_table`, in Markdown (for the README and docs/benchmarks)."""
+    lines = ["| benchmark | measurement | value | unit | vs baseline | baseline |", "|---|---|---:|---|---:|---|"]
+    for r in rows:
+        ratio = f"{r['ratio']:.3g}x" if isinstance(r.get("ratio"), (int, float)) else ""
+        cells = [str(r.get("benchmark", "")), str(r.get("measurement", "")), _number(r.get("value", "")),
+                 str(r.get("unit", "")), ratio, str(r.get("baseline", "") or "")]
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
 def save_results(name: str, rows: list[dict[str, Any]], out: Path | None = None, **extra: Any) -> Path:
     """``benchmarks/results/<name>_<cpu|gpu>.json`` with the rows, the machine and the time."""
     target = out or RESULTS / f"{name}_{device_kind()}.json"

@@ -7,20 +7,37 @@ Each benchmark runs as its own process (clean imports, its own thread settings) 
     python benchmarks/run_all.py                  # what `make bench` runs
     python benchmarks/run_all.py --quick          # smaller sizes, one repeat: a smoke run (minutes on 2 cores)
     python benchmarks/run_all.py --only startup lms
+
+A full run of every benchmark (no ``--quick``, ``--only`` or ``--skip``) also publishes its table: it writes
+``docs/benchmarks/all_<cpu|gpu>.json`` and rewrites the README's ``<!-- bench:<cpu|gpu> -->`` block, so the numbers
+the README quotes are those of the latest full run (``--no-publish`` leaves both alone).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, device_kind, format_table, machine_info, row, run_python, save_results
+from common import (
+    RESULTS,
+    device_kind,
+    format_markdown,
+    format_table,
+    machine_info,
+    row,
+    run_python,
+    save_results,
+)
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+README_BLOCK = re.compile(r"(<!-- bench:(cpu|gpu) -->\n)(.*?)(<!-- /bench -->)", re.DOTALL)
 # benchmarks with their own command line: what --quick means for them
 QUICK_ARGS = {
     "cifar": ["--steps", "3", "--warmup", "1", "--loader-batches", "8", "--repeats", "1"],
@@ -95,11 +112,45 @@ def choose(benchmarks: dict[str, Path], only: list[str] | None, skip: list[str])
     return [name for name in benchmarks if (not only or name in only) and name not in skip]
 
 
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True, check=False).stdout.strip()
+    return (done.stdout.strip() or "unknown") + (" (uncommitted changes)" if dirty else "")
+
+
+def publish(results_file: Path, readme: Path, docs_dir: Path, commit: str) -> Path:
+    """Copy a full run's ``all_<kind>.json`` to ``docs_dir`` and put its table in the README's bench block."""
+    payload = json.loads(results_file.read_text())
+    if payload.get("quick"):
+        raise ValueError("a --quick run measures nothing; only a full run is published")
+    kind = "gpu" if payload["machine"].get("gpu") else "cpu"
+    payload["commit"] = commit
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    target = docs_dir / f"all_{kind}.json"
+    target.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    machine = payload["machine"]
+    where = machine.get("gpu") or f"{machine['cpu']}, {machine['cpu_count']} CPUs"
+    body = (
+        f"{format_markdown(payload['rows'])}\n\n"
+        f"`make bench` on {where} (load average {machine.get('load_average_1min', '?')} when it ended), torch "
+        f"{machine['torch']}, commit {commit}, {payload['time']}; all numbers in "
+        f"[`{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}`]"
+        f"({target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}).\n"
+    )
+    text = readme.read_text()
+    new = README_BLOCK.sub(lambda m: m.group(1) + body + m.group(4) if m.group(2) == kind else m.group(0), text)
+    if new != text:
+        readme.write_text(new)
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and one repeat everywhere")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these (names: bench_<NAME>.py)")
     parser.add_argument("--skip", nargs="+", metavar="NAME", default=[], help="leave these out")
+    parser.add_argument("--no-publish", action="store_true", help="a full run does not update README/docs")
     args = parser.parse_args(argv)
 
     benchmarks = discover()
@@ -128,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks={name: {k: v for k, v in entry.items() if k != "result"} for name, entry in entries.items()},
     )
     print(f"results: {path} (and each benchmark's own JSON next to it)")
-    return 1 if any(entry["status"] == "failed" for entry in entries.values()) else 0
+    failed = any(entry["status"] == "failed" for entry in entries.values())
+    if not (args.quick or args.only or args.skip or args.no_publish or failed):
+        published = publish(path, ROOT / "README.md", ROOT / "docs" / "benchmarks", _commit())
+        print(f"published: {published} and the README's bench block")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

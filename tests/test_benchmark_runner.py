@@ -1,5 +1,6 @@
 """The benchmark runner's argument handling (``benchmarks/run_all.py``), without running any benchmark."""
 
+import json
 import sys
 
 import pytest
@@ -8,6 +9,7 @@ from tests.conftest import ROOT, run_cli
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import run_all
+from common import format_markdown
 
 NAMES = ["cifar", "gpt2", "imdb_preprocess", "lms", "lstm", "startup"]
 
@@ -43,3 +45,53 @@ def test_unknown_name_is_one_error_line_and_exit_2():
         "error: no benchmark named nosuch; known: " + ", ".join(NAMES)
     )
     assert "== cifar" not in result.stdout  # nothing ran
+
+
+def _all_results(tmp_path, quick=False, gpu=None):
+    payload = {
+        "benchmark": "all", "time": "2026-12-03T12:00:00+00:00", "quick": quick,
+        "machine": {"cpu": "Test CPU", "cpu_count": 2, "torch": "2.x", "gpu": gpu, "load_average_1min": 0.1},
+        "rows": [
+            {"benchmark": "cifar", "measurement": "train simplenn: plain PyTorch loop", "value": 1000.0, "unit": "images/s"},
+            {"benchmark": "cifar", "measurement": "train simplenn: framework (Lightning)", "value": 990.0,
+             "unit": "images/s", "baseline": "train simplenn: plain PyTorch loop", "ratio": 0.99},
+        ],
+    }
+    path = tmp_path / "all.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_a_full_run_publishes_its_table_into_its_own_readme_block(tmp_path):
+    readme = tmp_path / "README.md"
+    untouched = "<!-- bench:gpu -->\nGPU numbers\n<!-- /bench -->\n"
+    readme.write_text(f"intro\n<!-- bench:cpu -->\nold numbers\n<!-- /bench -->\n{untouched}")
+    target = run_all.publish(_all_results(tmp_path), readme, tmp_path / "docs", "abc1234")
+    text = readme.read_text()
+    assert "old numbers" not in text and text.endswith(untouched)
+    assert "| cifar | train simplenn: framework (Lightning) | 990.0 | images/s | 0.99x | train simplenn: plain PyTorch loop |" in text
+    assert "commit abc1234" in text and "Test CPU, 2 CPUs" in text
+    assert json.loads(target.read_text())["commit"] == "abc1234" and target.name == "all_cpu.json"
+
+
+def test_a_quick_run_is_never_published(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench:cpu -->\nold\n<!-- /bench -->\n")
+    with pytest.raises(ValueError, match="only a full run is published"):
+        run_all.publish(_all_results(tmp_path, quick=True), readme, tmp_path / "docs", "abc1234")
+    assert readme.read_text() == "<!-- bench:cpu -->\nold\n<!-- /bench -->\n"
+
+
+def test_readme_bench_blocks_are_the_published_runs():
+    """The README quotes the latest published full run, not numbers typed by hand."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = {m.group(2): m.group(3) for m in run_all.README_BLOCK.finditer(readme)}
+    assert set(blocks) == {"cpu", "gpu"}
+    for kind, body in blocks.items():
+        published = ROOT / "docs" / "benchmarks" / f"all_{kind}.json"
+        if not published.exists():
+            assert body.startswith("Not measured yet"), kind
+            continue
+        payload = json.loads(published.read_text())
+        assert not payload["quick"]
+        assert body.startswith(format_markdown(payload["rows"]) + "\n\n"), kind
