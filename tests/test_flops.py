@@ -22,8 +22,8 @@ def _flops(module: nn.Module, *inputs) -> int:
 @pytest.mark.parametrize("bias", [True, False])
 def test_fused_lstm_counts_what_the_decomposed_op_counts(num_layers, bidirectional, bias):
     """On the meta device the op decomposes into the matmuls torch already counts: the reference."""
-    args = dict(input_size=8, hidden_size=16, num_layers=num_layers, bidirectional=bidirectional, bias=bias,
-                batch_first=True)
+    args = {"input_size": 8, "hidden_size": 16, "num_layers": num_layers, "bidirectional": bidirectional,
+            "bias": bias, "batch_first": True}
     real = _flops(nn.LSTM(**args), torch.randn(3, 7, 8))
     with torch.device("meta"):
         decomposed = _flops(nn.LSTM(**args), torch.randn(3, 7, 8))
