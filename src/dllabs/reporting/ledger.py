@@ -163,7 +163,10 @@ LABS: dict[str, LabLedger] = {
             "l1_vs_l2": "L1 ~71.7% vs L2 ~71.2% val",
             "best": ">= 70% val (target), aim 75%",
         },
-        figures={"l1_vs_l2": "weights.png"},
+        figures={
+            **{study: "report_curves.png" for study in ("augment", "batchnorm", "activation", "lr", "l2")},
+            "best": "curves.png", "l1_vs_l2": "weights.png",
+        },
     ),
     "resnet20": LabLedger(
         title="Lab 5: ResNet-20 on CIFAR-10",
