@@ -186,6 +186,7 @@ LABS: dict[str, LabLedger] = {
             "reference_normal_init": "~86.4-87.3% test (the lab initialises as its template does: the reference step)",
             "strong": "should beat the reference (aim >= 89%)",
         },
+        figures={"strong": "curves.png"},
     ),
     "gpt2": LabLedger(
         title="Lab 7: GPT-2 fine-tuning on WikiText-2",
