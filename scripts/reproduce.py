@@ -46,9 +46,13 @@ class Step:
     kind: str = "run"  # run (train.py), sweep (train.py -m), report (a script)
     needs: list[str] = field(default_factory=list)
 
+    def arguments(self, lab_dir: Path) -> list[str]:
+        """``argv`` with ``{dir}``/``{lab}`` filled in (``{{``/``}}`` become literal braces)."""
+        return [a.format(dir=lab_dir / self.name, lab=lab_dir) for a in self.argv]
+
     def command(self, lab_dir: Path, extra: list[str]) -> list[str]:
         step_dir = lab_dir / self.name
-        argv = [a.format(dir=step_dir, lab=lab_dir) for a in self.argv]
+        argv = self.arguments(lab_dir)
         if self.kind == "run":
             resume = ["ckpt_path=last"] if (ROOT / step_dir / "checkpoints" / "last.ckpt").exists() else []
             argv += [f"hydra.run.dir={step_dir}", *resume, *extra]
@@ -215,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         returncode = subprocess.run(command, cwd=ROOT, check=False).returncode
         state[step.name] = {
             "command": printable, "kind": step.kind,
-            "overrides": [a.format(dir=lab_dir / step.name, lab=lab_dir) for a in step.argv if "=" in a] + step_extra,
+            "overrides": [a for a in step.arguments(lab_dir) if "=" in a] + step_extra,
             "status": "ok" if returncode == 0 else "failed", "returncode": returncode,
             "seconds": round(time.time() - started, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
             "commit": commit, "machine": where, "quick": args.quick,
