@@ -71,21 +71,23 @@ class ClassificationTask(BaseTask):
         return loss, logits, target
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        data_loss, logits, target = self._shared_step(batch)
-        penalty = self.regularization(self.net)
-        loss = data_loss + penalty
+        loss, logits, target = self._shared_step(batch)
         size = target.shape[0]
-        # Per step: only the loss is logged (progress bar, TensorBoard). The epoch values come from metrics that
-        # are only updated here and registered with self.log once per epoch: Lightning computes (and syncs) a
-        # logged metric at the epoch's end from all its updates, while each self.log call costs a walk of the
-        # logged object (Metric.to(device)) and a metric's forward a second, batch-only computation; together
-        # they were about 10% of a SimpleNN step on a CPU (benchmarks/bench_cifar.py).
-        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=size)
+        if self.regularizer is not None:
+            penalty = self.regularization(self.net)
+            loss = loss + penalty
+            self.train_penalty.update(penalty.detach().expand(size))
+        # Per step: only the loss is logged (progress bar, TensorBoard), and only when one of them reads it. The
+        # epoch values come from metrics that are only updated here and registered with self.log once per epoch:
+        # Lightning computes (and syncs) a logged metric at the epoch's end from all its updates, while each
+        # self.log call costs a walk of the logged object (Metric.to(device)) and a metric's forward a second,
+        # batch-only computation; together they were about 10% of a SimpleNN step on a CPU
+        # (benchmarks/bench_cifar.py).
+        if self.step_value_shown():
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=size)
         # one value per example: MeanMetric(nan_strategy='disable') ignores `weight` (torchmetrics 1.9)
         self.train_loss.update(loss.detach().expand(size))
         self.train_acc.update(logits.detach(), target)
-        if self.regularizer is not None:
-            self.train_penalty.update(penalty.detach().expand(size))
         if self._epoch_metrics_logged != self.current_epoch:  # first step of the epoch (a resumed one too)
             self._epoch_metrics_logged = self.current_epoch
             epoch = {"on_step": False, "on_epoch": True, "batch_size": size}
