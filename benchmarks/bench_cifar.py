@@ -182,7 +182,6 @@ def framework(name: str, loader: DeviceLoader, args, device: torch.device) -> fl
     """Images/s of the same training through Lightning's Trainer and the project's ClassificationTask."""
     import lightning as L
 
-    from dllabs.tasks.classification import ClassificationTask
 
     class StepTimer(L.Callback):
         def __init__(self) -> None:
@@ -196,9 +195,19 @@ def framework(name: str, loader: DeviceLoader, args, device: torch.device) -> fl
                 synchronize(device)
                 self.finished = time.perf_counter()
 
-    torch.manual_seed(0)
-    task = ClassificationTask(make_net(name, args.channels_last, getattr(args, "compile", False)), 10, optimizer=optimizer_factory)
     timer = StepTimer()
+    fit_framework(name, loader, args, device, timer)
+    return args.steps * args.batch_size / (timer.finished - timer.started)
+
+
+def fit_framework(name: str, loader: DeviceLoader, args, device: torch.device, callback) -> None:
+    """Train ``warmup + steps`` steps with Lightning's Trainer and ClassificationTask, ``callback`` timing them."""
+    import lightning as L
+
+    from dllabs.tasks.classification import ClassificationTask
+
+    torch.manual_seed(0)
+    net = make_net(name, args.channels_last, getattr(args, "compile", False))
     trainer = L.Trainer(
         accelerator=device.type,
         devices=1,
@@ -210,10 +219,9 @@ def framework(name: str, loader: DeviceLoader, args, device: torch.device) -> fl
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[timer],
+        callbacks=[callback],
     )
-    trainer.fit(task, train_dataloaders=loader)
-    return args.steps * args.batch_size / (timer.finished - timer.started)
+    trainer.fit(ClassificationTask(net, 10, optimizer=optimizer_factory), train_dataloaders=loader)
 
 
 def interleaved(name: str, loader: DeviceLoader, args, device: torch.device) -> tuple[float, float]:
@@ -226,8 +234,6 @@ def interleaved(name: str, loader: DeviceLoader, args, device: torch.device) -> 
     same step's time drifts by +-10% from one moment to the next; here both see the same moments.
     """
     import lightning as L
-
-    from dllabs.tasks.classification import ClassificationTask
 
     torch.manual_seed(0)
     plain_net = make_net(name, args.channels_last, getattr(args, "compile", False)).to(device).train()
@@ -261,25 +267,8 @@ def interleaved(name: str, loader: DeviceLoader, args, device: torch.device) -> 
             if timed:
                 self.plain += self.last - now
 
-    torch.manual_seed(0)
-    task = ClassificationTask(
-        make_net(name, args.channels_last, getattr(args, "compile", False)), 10, optimizer=optimizer_factory
-    )
     turns = TakeTurns()
-    trainer = L.Trainer(
-        accelerator=device.type,
-        devices=1,
-        precision=args.precision,
-        max_steps=args.warmup + args.steps,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[turns],
-    )
-    trainer.fit(task, train_dataloaders=loader)
+    fit_framework(name, loader, args, device, turns)
     images = args.steps * args.batch_size
     return images / turns.framework, images / turns.plain
 

@@ -15,7 +15,7 @@ import torch
 from tests.conftest import ROOT, run_cli
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import bench_cifar  # noqa: E402
+import bench_cifar
 
 
 def test_command_line_writes_table_and_json(tmp_path):
