@@ -174,6 +174,7 @@ LABS: dict[str, LabLedger] = {
         references={"reference": "paper 91.25% test; public re-runs 91.5-92.4%", "fast": ">= 91.25% val in <= 60 epochs"},
         extra=_cifar_exact_rows,
         figures={"reference": "curves.png", "fast": "curves.png"},
+        brief=["best val acc", "test acc", "test acc, 1k exact rows"],
     ),
     "imdb": LabLedger(
         title="Lab 6: LSTM sentiment on IMDB",

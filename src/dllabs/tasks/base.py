@@ -62,8 +62,11 @@ class BaseTask(L.LightningModule):
         and a logger writes one every ``trainer.log_every_n_steps`` optimiser steps (Lightning's rule: the step
         count before this step, plus one, is a multiple of it). ``self.log`` costs about 0.4 ms a call on a CPU
         (Lightning walks and copies its record of the value), 1-2% of a SimpleNN step, so a per-step value that
-        nothing would read is not logged (benchmarks/bench_cifar.py)."""
-        trainer = self.trainer
+        nothing would read is not logged (benchmarks/bench_cifar.py). False for a step called without a Trainer."""
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # not attached to a Trainer: self.log would only warn
+            return False
         bar = trainer.progress_bar_callback
         if bar is not None and bar.is_enabled:
             return True
