@@ -24,6 +24,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from functools import partial
@@ -153,27 +154,36 @@ def autocast(precision: str, device: torch.device):
     return nullcontext()
 
 
-def plain_loop(name: str, loader: DeviceLoader, args, device: torch.device) -> float:
-    """Images/s of the shortest correct PyTorch training loop on the same batches."""
+def plain_step_function(name: str, args, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """One training step of the shortest correct PyTorch loop, on its own seeded net and optimiser."""
     torch.manual_seed(0)
-    net = make_net(name, args.channels_last, getattr(args, "compile", False)).to(device)
+    net = make_net(name, args.channels_last, getattr(args, "compile", False)).to(device).train()
     optimizer = optimizer_factory(net.parameters())
     scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "16-mixed")
-    net.train()
-    total = args.warmup + args.steps
-    started = None
-    for step, (x, y) in enumerate(loader):
-        if step == args.warmup:
-            synchronize(device)
-            started = time.perf_counter()
-        if step == total:
-            break
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
         with autocast(args.precision, device):
             loss = F.cross_entropy(net(x), y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+
+    return step
+
+
+def plain_loop(name: str, loader: DeviceLoader, args, device: torch.device) -> float:
+    """Images/s of the shortest correct PyTorch training loop on the same batches."""
+    step = plain_step_function(name, args, device)
+    total = args.warmup + args.steps
+    started = None
+    for index, (x, y) in enumerate(loader):
+        if index == args.warmup:
+            synchronize(device)
+            started = time.perf_counter()
+        if index == total:
+            break
+        step(x, y)
     synchronize(device)
     return args.steps * args.batch_size / (time.perf_counter() - started)
 
@@ -235,20 +245,11 @@ def interleaved(name: str, loader: DeviceLoader, args, device: torch.device) -> 
     """
     import lightning as L
 
-    torch.manual_seed(0)
-    plain_net = make_net(name, args.channels_last, getattr(args, "compile", False)).to(device).train()
-    plain_optimizer = optimizer_factory(plain_net.parameters())
-    scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "16-mixed")
+    step = plain_step_function(name, args, device)
     plain_batches = iter(loader)
 
     def plain_step() -> None:
-        x, y = next(plain_batches)
-        with autocast(args.precision, device):
-            loss = F.cross_entropy(plain_net(x), y)
-        plain_optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(plain_optimizer)
-        scaler.update()
+        step(*next(plain_batches))
 
     class TakeTurns(L.Callback):
         def __init__(self) -> None:
