@@ -5,8 +5,10 @@ Both training measurements run in the same process on the same batches (the devi
 optimiser (SGD lr 0.1, momentum 0.9, weight decay 1e-4) and precision; warm-up steps are not timed. The two take
 turns step by step within one run (``interleaved``: on a shared 2-core VM the same SimpleNN step drifts by +-10%
 from one moment to the next, more than the difference measured), ``--repeats`` times; the framework/plain ratio
-is the median of the runs' ratios, the images/s the median of each. Goals: framework >= 0.97x the plain loop;
-device path >= 3x the standard path on CPU. Data are synthetic uint8 images in the CIFAR layout (speed does
+is the median of the runs' ratios, the images/s the median of each. A third contestant, a bare LightningModule
+(the same net, cross-entropy and optimiser, nothing logged, no metrics), takes turns with the plain loop the same
+way: its ratio is Lightning's own cost, the floor under the framework's. Goals: framework >= 0.97x the plain
+loop; device path >= 3x the standard path on CPU. Data are synthetic uint8 images in the CIFAR layout (speed does
 not depend on pixel values), so no dataset is needed.
 
     python benchmarks/bench_cifar.py                          # CPU here: about 1-2 minutes on 2 cores
@@ -30,13 +32,16 @@ from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
+import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from dllabs.data.cifar10 import MEAN, STD
 from dllabs.data.device_loader import DeviceLoader, resolve_device
 from dllabs.data.image_dataset import ImageTensorDataset
 from dllabs.data.transforms import cifar_train_transform
+from dllabs.tasks.classification import ClassificationTask
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -188,10 +193,24 @@ def plain_loop(name: str, loader: DeviceLoader, args, device: torch.device) -> f
     return args.steps * args.batch_size / (time.perf_counter() - started)
 
 
+class BareLightningModule(L.LightningModule):
+    """Lightning's floor: the plain loop's step as a LightningModule (automatic optimisation), nothing else."""
+
+    def __init__(self, net: nn.Module, num_classes: int, optimizer) -> None:
+        super().__init__()
+        self.net = net
+        self.optimizer_factory = optimizer
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())
+
+
 def framework(name: str, loader: DeviceLoader, args, device: torch.device) -> float:
     """Images/s of the same training through Lightning's Trainer and the project's ClassificationTask."""
-    import lightning as L
-
 
     class StepTimer(L.Callback):
         def __init__(self) -> None:
@@ -210,12 +229,11 @@ def framework(name: str, loader: DeviceLoader, args, device: torch.device) -> fl
     return args.steps * args.batch_size / (timer.finished - timer.started)
 
 
-def fit_framework(name: str, loader: DeviceLoader, args, device: torch.device, callback) -> None:
-    """Train ``warmup + steps`` steps with Lightning's Trainer and ClassificationTask, ``callback`` timing them."""
-    import lightning as L
-
-    from dllabs.tasks.classification import ClassificationTask
-
+def fit_framework(
+    name: str, loader: DeviceLoader, args, device: torch.device, callback, module=ClassificationTask
+) -> None:
+    """Train ``warmup + steps`` steps with Lightning's Trainer and ``module`` (ClassificationTask, or the floor),
+    ``callback`` timing them."""
     torch.manual_seed(0)
     net = make_net(name, args.channels_last, getattr(args, "compile", False))
     trainer = L.Trainer(
@@ -231,11 +249,14 @@ def fit_framework(name: str, loader: DeviceLoader, args, device: torch.device, c
         enable_model_summary=False,
         callbacks=[callback],
     )
-    trainer.fit(ClassificationTask(net, 10, optimizer=optimizer_factory), train_dataloaders=loader)
+    trainer.fit(module(net, 10, optimizer=optimizer_factory), train_dataloaders=loader)
 
 
-def interleaved(name: str, loader: DeviceLoader, args, device: torch.device) -> tuple[float, float]:
-    """Images/s of the framework and of the plain loop, measured in turn step by step in one training run.
+def interleaved(
+    name: str, loader: DeviceLoader, args, device: torch.device, module=ClassificationTask
+) -> tuple[float, float]:
+    """Images/s of the framework (``module`` in Lightning's Trainer) and of the plain loop, measured in turn step
+    by step in one training run.
 
     After each framework step (``on_train_batch_end``) one plain-loop step runs on its own net, optimiser and
     iterator over the same loader. The framework's time is everything between the end of one plain step and the
@@ -243,8 +264,6 @@ def interleaved(name: str, loader: DeviceLoader, args, device: torch.device) -> 
     the rest. Measured separately, each ran a few seconds at a different moment, and on a shared 2-core VM the
     same step's time drifts by +-10% from one moment to the next; here both see the same moments.
     """
-    import lightning as L
-
     step = plain_step_function(name, args, device)
     plain_batches = iter(loader)
 
@@ -269,7 +288,7 @@ def interleaved(name: str, loader: DeviceLoader, args, device: torch.device) -> 
                 self.plain += self.last - now
 
     turns = TakeTurns()
-    fit_framework(name, loader, args, device, turns)
+    fit_framework(name, loader, args, device, turns, module)
     images = args.steps * args.batch_size
     return images / turns.framework, images / turns.plain
 
@@ -288,13 +307,17 @@ def bench_training(name: str, args, device: torch.device) -> dict:
     loader = DeviceLoader(
         images, labels, args.batch_size, True, True, MEAN, STD, device, 0, True, args.channels_last
     )
-    runs: dict[str, list[float]] = {"framework": [], "plain": []}
+    runs: dict[str, list[float]] = {"framework": [], "plain": [], "floor": [], "floor_plain": []}
     for _ in range(args.repeats):
         framework_rate, plain_rate = interleaved(name, loader, args, device)
         runs["framework"].append(framework_rate)
         runs["plain"].append(plain_rate)
+        if args.floor:
+            floor_rate, plain_rate = interleaved(name, loader, args, device, BareLightningModule)
+            runs["floor"].append(floor_rate)
+            runs["floor_plain"].append(plain_rate)
     pair_ratios = [framework / plain for framework, plain in zip(runs["framework"], runs["plain"])]
-    return {
+    result = {
         "framework_images_per_s": statistics.median(runs["framework"]),
         "plain_images_per_s": statistics.median(runs["plain"]),
         "framework_over_plain": statistics.median(pair_ratios),
@@ -303,6 +326,16 @@ def bench_training(name: str, args, device: torch.device) -> dict:
         "plain_runs": runs["plain"],
         "timed_steps": args.steps,
     }
+    if args.floor:
+        floor_ratios = [floor / plain for floor, plain in zip(runs["floor"], runs["floor_plain"])]
+        result |= {
+            "floor_images_per_s": statistics.median(runs["floor"]),
+            "floor_over_plain": statistics.median(floor_ratios),
+            "floor_pair_ratios": floor_ratios,
+            "floor_runs": runs["floor"],
+            "floor_plain_runs": runs["floor_plain"],
+        }
+    return result
 
 
 # ----------------------------------------------------------------------------------------------- main
@@ -329,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs taking turns (framework, plain); the medians are reported"
+    )
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the bare LightningModule runs (Lightning's own cost against the plain loop)",
     )
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed", "16-mixed"])
     parser.add_argument("--channels-last", action="store_true")
@@ -376,9 +415,14 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(
             row(f"train {name}: Lightning + ClassificationTask", result["framework_images_per_s"], ratio)
         )
+        if "floor_over_plain" in result:
+            lines.append(
+                row(f"train {name}: bare LightningModule (floor)", result["floor_images_per_s"],
+                    result["floor_over_plain"])
+            )
     lines.append(
-        f"ratios: median of {args.repeats} runs, each taking turns step by step. goals: device loader >= 3x standard on CPU;"
-        f" framework >= 0.97x plain.  ({wall:.0f} s)"
+        f"ratios: median of {args.repeats} runs, each taking turns step by step with the plain loop. goals: device"
+        f" loader >= 3x standard on CPU; framework >= 0.97x plain.  ({wall:.0f} s)"
     )
     print("\n".join(lines))
 

@@ -74,6 +74,13 @@ def rows_of(name: str, result: dict[str, Any]) -> list[dict[str, Any]]:
                     baseline=f"train {net}: plain PyTorch loop", ratio=numbers.get("framework_over_plain"),
                 )
             )
+            if "floor_over_plain" in numbers:  # Lightning's own cost: a bare LightningModule, same net and step
+                rows.append(
+                    row(
+                        name, f"train {net}: bare LightningModule (floor)", numbers["floor_images_per_s"], "images/s",
+                        baseline=f"train {net}: plain PyTorch loop", ratio=numbers["floor_over_plain"],
+                    )
+                )
         return rows
     if name == "imdb_preprocess":
         rows = [row(name, stage, seconds, "s") for stage, seconds in result.get("seconds", {}).items()]

@@ -1,5 +1,5 @@
-"""benchmarks/bench_cifar.py: its command line writes the table and JSON, and the framework and the plain loop,
-taking turns step by step, are each charged their own time."""
+"""benchmarks/bench_cifar.py: its command line writes the table and JSON (with the bare-LightningModule floor),
+and the framework and the plain loop, taking turns step by step, are each charged their own time."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ def test_command_line_writes_table_and_json(tmp_path):
     ratios = [f / p for f, p in zip(training["framework_runs"], training["plain_runs"])]
     assert training["pair_ratios"] == pytest.approx(ratios)
     assert training["framework_over_plain"] == pytest.approx(sum(ratios) / 2)  # the median of two
+    # the floor: a bare LightningModule taking turns with the plain loop in its own runs
+    assert "train simplenn: bare LightningModule (floor)" in result.stdout
+    floor = [f / p for f, p in zip(training["floor_runs"], training["floor_plain_runs"])]
+    assert len(floor) == 2 and training["floor_pair_ratios"] == pytest.approx(floor)
+    assert training["floor_over_plain"] == pytest.approx(sum(floor) / 2)
 
 
 def test_taking_turns_charges_each_loop_its_own_time(monkeypatch):

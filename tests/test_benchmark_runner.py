@@ -95,3 +95,21 @@ def test_readme_bench_blocks_are_the_published_runs():
         payload = json.loads(published.read_text())
         assert not payload["quick"]
         assert body.startswith(format_markdown(payload["rows"]) + "\n\n"), kind
+
+
+def test_cifar_rows_carry_the_lightning_floor_against_the_plain_loop():
+    result = {
+        "loaders": {"standard_images_per_s": 10.0, "device_images_per_s": 90.0, "device_over_standard": 9.0},
+        "training": {
+            "simplenn": {
+                "plain_images_per_s": 100.0, "framework_images_per_s": 95.0, "framework_over_plain": 0.95,
+                "floor_images_per_s": 97.0, "floor_over_plain": 0.97,
+            },
+            "resnet20": {"plain_images_per_s": 10.0, "framework_images_per_s": 10.0, "framework_over_plain": 1.0},
+        },
+    }
+    rows = {r["measurement"]: r for r in run_all.rows_of("cifar", result)}
+    floor = rows["train simplenn: bare LightningModule (floor)"]
+    assert (floor["value"], floor["ratio"], floor["baseline"]) == (97.0, 0.97, "train simplenn: plain PyTorch loop")
+    assert rows["train simplenn: framework (Lightning)"]["ratio"] == 0.95
+    assert "train resnet20: bare LightningModule (floor)" not in rows  # a run with --no-floor has none
