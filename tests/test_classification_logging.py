@@ -81,7 +81,20 @@ class CountsStepLogs(ClassificationTask):
         super().log(name, *args, **kwargs)
 
 
-def written_step_losses(task_class, folder, accumulate: int) -> tuple[list[tuple[str, str]], ClassificationTask]:
+class StopsAt(L.Callback):
+    """Stops the run in a batch's end hooks, as ``max_time`` does: off the logging interval."""
+
+    def __init__(self, batch_idx: int) -> None:
+        self.batch_idx = batch_idx
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if batch_idx == self.batch_idx:
+            trainer.should_stop = True
+
+
+def written_step_losses(
+    task_class, folder, accumulate: int, callbacks=()
+) -> tuple[list[tuple[str, str]], ClassificationTask]:
     torch.manual_seed(0)
     images, labels = torch.randn(40, 6), torch.randint(0, 3, (40,))
     task = task_class(nn.Linear(6, 3), num_classes=3, optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
@@ -94,6 +107,7 @@ def written_step_losses(task_class, folder, accumulate: int) -> tuple[list[tuple
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=list(callbacks),
     )
     trainer.fit(task, DataLoader(TensorDataset(images, labels), batch_size=4))  # 10 batches an epoch
     with open(f"{folder}/metrics.csv") as rows:
@@ -126,3 +140,12 @@ def test_without_bar_or_logger_the_step_loss_is_not_logged():
     trainer.fit(task, DataLoader(TensorDataset(torch.randn(16, 6), torch.randint(0, 3, (16,))), batch_size=4))
     assert task.step_logs == 0
     assert {"train/loss", "train/acc"} <= set(trainer.callback_metrics)
+
+
+@pytest.mark.parametrize("stop_at", [2, 4])  # on the interval (every 3rd step) and off it
+def test_a_run_stopped_off_the_interval_still_writes_its_last_step_loss(tmp_path, stop_at):
+    """Lightning writes the stopping step's values to the loggers whatever the interval: so does the task."""
+    reference, _ = written_step_losses(LogsEveryStep, tmp_path / "every", 1, [StopsAt(stop_at)])
+    written, _ = written_step_losses(CountsStepLogs, tmp_path / "shown", 1, [StopsAt(stop_at)])
+    assert written == reference
+    assert written[-1][0] == str(stop_at)  # the stopping step (global step stop_at + 1, logged as stop_at)

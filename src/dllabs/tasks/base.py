@@ -62,7 +62,9 @@ class BaseTask(L.LightningModule):
         and a logger writes one every ``trainer.log_every_n_steps`` optimiser steps (Lightning's rule: the step
         count before this step, plus one, is a multiple of it). ``self.log`` costs about 0.4 ms a call on a CPU
         (Lightning walks and copies its record of the value), 1-2% of a SimpleNN step, so a per-step value that
-        nothing would read is not logged (benchmarks/bench_cifar.py). False for a step called without a Trainer."""
+        nothing would read is not logged (benchmarks/bench_cifar.py). False for a step called without a Trainer.
+        Lightning also writes a step's values when a callback stops the run in its batch-end hooks, after this is
+        decided: the task logs such a held-back value then (``ClassificationTask.on_train_batch_end``)."""
         try:
             trainer = self.trainer
         except RuntimeError:  # not attached to a Trainer: self.log would only warn
