@@ -10,6 +10,7 @@ import yaml
 
 from dllabs.reporting.ledger import build_lab, render_brief, render_index
 from tests.conftest import ROOT, run_cli
+from tests.fixtures import wikitext
 
 
 def _fake_run(folder: Path, overrides: list[str], status: str, val: float | None, test: float | None) -> None:
@@ -147,3 +148,45 @@ def test_readme_results_are_the_ledgers(tmp_path):
     assert not update_readme(readme, ROOT / "docs" / "results"), (
         "README's ledger blocks differ from docs/results: run `python scripts/ledger.py --index`"
     )
+
+
+@pytest.mark.slow
+def test_reproduce_quick_runs_lab7s_small_steps_into_the_ledger(tmp_path):
+    """`make reproduce LAB=gpt2 ARGS="--quick --only small_full_vs_lora small_compare small_protocols"`: the lab-7 steps
+    a machine without the pretrained weights records, end to end on WikiText-format files and a GPT-2-format
+    tokenizer made here (the steps read both from the data folder, as from ../shared/data)."""
+    data = tmp_path / "data"
+    # 10% of 400 validation lines (the lab's fraction) is more than the two batches --quick trains
+    wikitext.write_wikitext(data / "wikitext-2-raw", {"train": 20, "valid": 400, "test": 100})
+    wikitext.make_tokenizer(data / "gpt2-tokenizer")
+    out = tmp_path / "reproduce"
+    steps = ["small_full_vs_lora", "small_compare", "small_protocols"]
+    result = run_cli(
+        ["scripts/reproduce.py", "gpt2", "--quick", "--out", str(out), "--only", *steps],
+        timeout=900, env={"DLLABS_DATA_DIR": str(data)},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    ledger = json.loads((out / "results" / "gpt2.json").read_text())
+    by_step = {step["step"]: step for step in ledger["steps"]}
+    assert set(by_step) == {"small_full_vs_lora", "small_protocols"}  # small_compare's table is linked, not a row
+    assert all(step["status"] == "ok" for step in by_step.values())
+    assert ledger["quick"] is True
+
+    def runs(step: str) -> dict[str, dict]:
+        return {s["setting"]: run for s in by_step[step]["settings"] for run in s["runs"]}
+
+    full_lora = runs("small_full_vs_lora")
+    assert sorted(full_lora) == ["finetune=full", "finetune=lora"], sorted(full_lora)
+    for setting, run in full_lora.items():
+        assert run["status"] == "ok", (setting, run["error"])
+        values = run["values"]
+        assert values["optimiser steps"] == 2  # --quick: two batches
+        assert values["val ppl before"] > 1 and values["val ppl"] > 1 and values["tokens/s"] > 0
+    assert full_lora["finetune=lora"]["values"]["trainable params"] < full_lora["finetune=full"]["values"]["trainable params"]
+    protocols = runs("small_protocols")
+    assert sorted(protocols) == ["data.protocol=dynamic", "data.protocol=lab", "data.protocol=packed"], sorted(protocols)
+    assert all(run["status"] == "ok" and run["values"]["tokens/s"] > 0 for run in protocols.values())
+    assert (out / "gpt2" / "small_full_vs_lora" / "lm_compare.png").stat().st_size > 1000  # small_compare's figure
+    assert by_step["small_full_vs_lora"]["figure"] == "figures/gpt2-small_full_vs_lora.png"
+    assert "Quick run" in (out / "results.md").read_text()
