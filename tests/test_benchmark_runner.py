@@ -1,6 +1,7 @@
 """The benchmark runner's argument handling (``benchmarks/run_all.py``), without running any benchmark."""
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -113,3 +114,23 @@ def test_cifar_rows_carry_the_lightning_floor_against_the_plain_loop():
     assert (floor["value"], floor["ratio"], floor["baseline"]) == (97.0, 0.97, "train simplenn: plain PyTorch loop")
     assert rows["train simplenn: framework (Lightning)"]["ratio"] == 0.95
     assert "train resnet20: bare LightningModule (floor)" not in rows  # a run with --no-floor has none
+
+
+def test_commit_label_says_uncommitted_only_for_code_the_benchmarks_run(tmp_path, monkeypatch):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("src/code.py", "tests/test_code.py", "docs/notes.md", "README.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    monkeypatch.setattr(run_all, "ROOT", tmp_path)
+    clean = run_all._commit()
+    assert clean and "uncommitted" not in clean
+    for name in ("tests/test_code.py", "docs/notes.md", "README.md"):
+        (tmp_path / name).write_text("edited\n")
+    assert run_all._commit() == clean
+    (tmp_path / "src/code.py").write_text("edited\n")
+    assert run_all._commit() == f"{clean} (uncommitted changes)"
