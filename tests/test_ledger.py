@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+# what Hydra's sweeper escapes a job's overrides with
+from hydra._internal.grammar.utils import escape_special_characters
+
 from dllabs.reporting.ledger import build_lab, render_brief, render_index
 from tests.conftest import ROOT, run_cli
 from tests.fixtures import wikitext
@@ -63,11 +66,15 @@ def test_lm_steps_read_nested_results_group_by_the_typed_overrides_and_show_repo
     escaped (``$\\{paths.data_dir\\}``) still recognised as the step's own, and a report step's result.json."""
     lab_dir = tmp_path / "runs" / "gpt2"
     tokenizer = "data.tokenizer=${paths.data_dir}/gpt2-tokenizer"
+    data_dir = "data.data_dir=${oc.env:DLLABS_DATA_DIR}"
     for number, method in enumerate(("full", "lora")):
         folder = lab_dir / "small_full_vs_lora" / str(number)
         (folder / ".hydra").mkdir(parents=True)
-        escaped = tokenizer.replace("{", "\\{").replace("}", "\\}")
-        (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([escaped, f"finetune={method}"]))
+        # as Hydra's sweeper writes a job's overrides: values re-rendered with special characters escaped
+        stored = [f"{key}={escape_special_characters(value)}" for key, value in
+                  (o.split("=", 1) for o in (tokenizer, data_dir))]
+        assert stored == ["data.tokenizer=$\\{paths.data_dir\\}/gpt2-tokenizer", "data.data_dir=$\\{oc.env\\:DLLABS_DATA_DIR\\}"]
+        (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*stored, f"finetune={method}"]))
         (folder / "metrics.json").write_text(json.dumps({
             "status": "ok", "metrics": {"val/ppl": 100.0 + number, "test/ppl_lab_maskcount": 90.0},
             "best_score": 100.0, "epochs_completed": 3, "wall_time_s": 60.0,
@@ -79,7 +86,7 @@ def test_lm_steps_read_nested_results_group_by_the_typed_overrides_and_show_repo
     common = {"status": "ok", "commit": "abc123", "machine": {"cpu": "Test CPU", "cores": 2}}
     (lab_dir / "reproduce.json").write_text(json.dumps({
         "small_full_vs_lora": {**common, "command": "python train.py -m ...", "kind": "sweep",
-                               "overrides": ["experiment=gpt2_full", tokenizer, "sweep=gpt2_finetune"]},
+                               "overrides": ["experiment=gpt2_full", tokenizer, data_dir, "sweep=gpt2_finetune"]},
         "lora_params": {**common, "command": "python scripts/lora_params.py", "kind": "report"},
     }))
 

@@ -22,8 +22,12 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 
 from dllabs.errors import ConfigError
 from dllabs.runs import RunFolder, Sweep
@@ -251,9 +255,19 @@ def git_commit(root: Path = ROOT) -> str | None:
     return head + ("-dirty" if dirty else "")
 
 
-def _unescaped(override: str) -> str:
-    """An override as typed: Hydra's sweeper stores ``${x}`` in a job's overrides as ``$\\{x\\}``."""
-    return override.replace("\\{", "{").replace("\\}", "}")
+@cache
+def _override_parser() -> OverridesParser:
+    return OverridesParser.create()
+
+
+def _meaning(override: str) -> str:
+    """An override by what it sets: Hydra's sweeper stores a job's overrides with special characters escaped
+    (``${oc.env:X}`` as ``$\\{oc.env\\:X\\}``), which must still equal the step's override as typed."""
+    try:
+        parsed = _override_parser().parse_override(override)
+    except OverrideParseException:
+        return override
+    return f"{parsed.get_key_element()}={parsed.value()!r}"
 
 
 def _run_entry(run: RunFolder, lab: LabLedger, step_overrides: set[str]) -> dict[str, Any]:
@@ -262,7 +276,7 @@ def _run_entry(run: RunFolder, lab: LabLedger, step_overrides: set[str]) -> dict
         record["extra"] = lab.extra(run.path)
     overrides = [
         o for o in run.overrides
-        if _unescaped(o) not in step_overrides and not o.startswith(("hydra.", "ckpt_path=", "callbacks.progress_bar="))
+        if _meaning(o) not in step_overrides and not o.startswith(("hydra.", "ckpt_path=", "callbacks.progress_bar="))
     ]
     return {
         "run_dir": run.name,
@@ -331,7 +345,7 @@ def build_lab(lab: str, lab_dir: Path, out_dir: Path, quick: bool = False) -> di
             elif step_name not in spec.references:
                 continue  # a report step (tables, figures) whose output is linked below, not a result
         else:
-            step_overrides = set(step.get("overrides", []))
+            step_overrides = {_meaning(o) for o in step.get("overrides", [])}
             try:
                 runs = [_run_entry(run, spec, step_overrides) for run in Sweep(step_dir)]
             except ConfigError:  # the step made no run folder (it failed before its first job started)
