@@ -209,8 +209,11 @@ class BareLightningModule(L.LightningModule):
         return self.optimizer_factory(self.parameters())
 
 
-def framework(name: str, loader: DeviceLoader, args, device: torch.device) -> float:
-    """Images/s of the same training through Lightning's Trainer and the project's ClassificationTask."""
+def framework(
+    name: str, loader: DeviceLoader, args, device: torch.device, module=ClassificationTask
+) -> float:
+    """Images/s of the same training through Lightning's Trainer and ``module`` (the project's ClassificationTask,
+    or ``BareLightningModule`` for Lightning's floor)."""
 
     class StepTimer(L.Callback):
         def __init__(self) -> None:
@@ -225,7 +228,7 @@ def framework(name: str, loader: DeviceLoader, args, device: torch.device) -> fl
                 self.finished = time.perf_counter()
 
     timer = StepTimer()
-    fit_framework(name, loader, args, device, timer)
+    fit_framework(name, loader, args, device, timer, module)
     return args.steps * args.batch_size / (timer.finished - timer.started)
 
 

@@ -5,9 +5,10 @@ hydra-core/omegaconf/antlr4 from the wheels in .whl/ when the machine lacks them
 
 - ``resnet20``: ResNet-20 training images/s on synthetic uint8 images of CIFAR-10's shape (the real data cannot
   travel with a 64 MiB working tree; speed does not depend on pixel values): plain PyTorch loop vs the framework
-  (Lightning + ClassificationTask), fp32 vs bf16-mixed, + channels_last, + torch.compile; the device loader vs
-  the DataLoader path; the projected training time (train steps only, no validation) of ``resnet20_fast`` and of
-  the 200-epoch paper recipe ``resnet20`` from their configs' epochs and batch sizes.
+  (Lightning + ClassificationTask) and vs a bare LightningModule (Lightning's floor), fp32 vs bf16-mixed,
+  + channels_last, + torch.compile; the device loader vs the DataLoader path; the projected training time (train
+  steps only, no validation) of ``resnet20_fast`` and of the 200-epoch paper recipe ``resnet20`` from their configs'
+  epochs and batch sizes.
 - ``gpt2``: GPT-2 at the real 124M shape with random weights and the real tokenizer, on the real WikiText-2
   validation lines (carried in .gpu_check/, see ``make gpu-assets``): full fine-tuning vs LoRA (the lab's r 64 on
   c_attn) for the ``lab`` (each line padded to 1024), ``dynamic`` (padded to the batch's longest line) and
@@ -88,8 +89,11 @@ def resnet20(device: torch.device, quick: bool, compile_: bool) -> list[dict]:
         loader = DeviceLoader(
             images, labels, batch, True, True, MEAN, STD, device, 0, True, args.channels_last
         )
-        function = bench_cifar.framework if kind == "framework" else bench_cifar.plain_loop
-        rate = function("resnet20", loader, args, device)
+        if kind == "plain":
+            rate = bench_cifar.plain_loop("resnet20", loader, args, device)
+        else:  # the framework, or Lightning's floor: a bare LightningModule with the plain loop's step
+            module = bench_cifar.BareLightningModule if kind == "floor" else bench_cifar.ClassificationTask
+            rate = bench_cifar.framework("resnet20", loader, args, device, module)
         described = f"{args.precision}{', channels_last' if args.channels_last else ''}"
         described += f"{', compile' if args.compile else ''}, batch {batch}"
         rows.append(row("resnet20", label, rate, "images/s", note=described))
@@ -99,6 +103,7 @@ def resnet20(device: torch.device, quick: bool, compile_: bool) -> list[dict]:
     plain32 = measure("plain loop fp32", "plain", 128)
     fw32 = measure("framework fp32", "framework", 128)
     compare(rows, fw32, plain32, better="higher")
+    compare(rows, measure("bare LightningModule fp32 (floor)", "floor", 128), plain32, better="higher")
     plain_bf16 = measure("plain loop bf16", "plain", 128, precision="bf16-mixed")
     fw_bf16 = measure("framework bf16-mixed", "framework", 128, precision="bf16-mixed")
     compare(rows, fw_bf16, fw32, better="higher")

@@ -67,6 +67,7 @@ def test_gpu_check_measures_resnet20_and_gpt2_on_cpu(tmp_path):
     rows = {r["measurement"]: r for r in record["rows"]}
     assert record["failures"] == 0 and record["machine"]["gpu"] is None
     assert rows["framework fp32"]["baseline"] == "plain loop fp32" and rows["framework fp32"]["ratio"] > 0
+    assert rows["bare LightningModule fp32 (floor)"]["baseline"] == "plain loop fp32"
     assert rows["data: device loader"]["baseline"] == "data: standard DataLoader"
     assert rows["projected training time: resnet20_fast"]["value"] > 0
     for protocol in ("lab", "dynamic", "packed"):
