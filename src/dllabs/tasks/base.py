@@ -34,6 +34,7 @@ class BaseTask(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.regularizer = regularizer
+        self._held_step_values: dict[str, tuple[torch.Tensor, int]] = {}  # see log_step_value
 
     @property
     def example_input_array(self) -> Any:
@@ -62,9 +63,7 @@ class BaseTask(L.LightningModule):
         and a logger writes one every ``trainer.log_every_n_steps`` optimiser steps (Lightning's rule: the step
         count before this step, plus one, is a multiple of it). ``self.log`` costs about 0.4 ms a call on a CPU
         (Lightning walks and copies its record of the value), 1-2% of a SimpleNN step, so a per-step value that
-        nothing would read is not logged (benchmarks/bench_cifar.py). False for a step called without a Trainer.
-        Lightning also writes a step's values when a callback stops the run in its batch-end hooks, after this is
-        decided: the task logs such a held-back value then (``ClassificationTask.on_train_batch_end``)."""
+        nothing would read is not logged (benchmarks/bench_cifar.py). False for a step called without a Trainer."""
         try:
             trainer = self.trainer
         except RuntimeError:  # not attached to a Trainer: self.log would only warn
@@ -74,6 +73,27 @@ class BaseTask(L.LightningModule):
             return True
         every = trainer.log_every_n_steps
         return bool(trainer.loggers) and every > 0 and (trainer.global_step + 1) % every == 0
+
+    def log_step_value(self, name: str, value: torch.Tensor, batch_size: int) -> None:
+        """Log a training step's value (progress bar and loggers) when ``step_value_shown()``; else hold it until
+        the batch's end, where it is logged if the run was told to stop meanwhile (see ``on_train_batch_end``)."""
+        if self.step_value_shown():
+            self._log_on_step(name, value, batch_size)
+        else:
+            self._held_step_values[name] = (value, batch_size)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Lightning's loggers also write a step's values off their interval when the run is told to stop in that
+        batch's end hooks (``trainer.should_stop``: a callback, e.g. ``max_time``, which run before this hook), so
+        the values ``log_step_value`` held back are logged then."""
+        held, self._held_step_values = self._held_step_values, {}
+        trainer = self.trainer
+        if held and trainer.should_stop and trainer.loggers and trainer.log_every_n_steps > 0:
+            for name, (value, batch_size) in held.items():
+                self._log_on_step(name, value, batch_size)
+
+    def _log_on_step(self, name: str, value: torch.Tensor, batch_size: int) -> None:
+        self.log(name, value, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

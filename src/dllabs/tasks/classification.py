@@ -38,7 +38,6 @@ class ClassificationTask(BaseTask):
         self.train_loss = MeanMetric(nan_strategy="disable")  # synced once per epoch, NaN kept visible
         self.train_penalty = MeanMetric(nan_strategy="disable")
         self._epoch_metrics_logged: int | None = None
-        self._held_step_loss: tuple[torch.Tensor, int] | None = None  # see on_train_batch_end
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -78,16 +77,13 @@ class ClassificationTask(BaseTask):
             penalty = self.regularization(self.net)
             loss = loss + penalty
             self.train_penalty.update(penalty.detach().expand(size))
-        # Per step: only the loss is logged (progress bar, TensorBoard), and only when one of them reads it. The
-        # epoch values come from metrics that are only updated here and registered with self.log once per epoch:
-        # Lightning computes (and syncs) a logged metric at the epoch's end from all its updates, while each
+        # Per step only the loss is logged (progress bar, TensorBoard; log_step_value: when one of them reads it).
+        # The epoch values come from metrics that are only updated here and registered with self.log once per
+        # epoch: Lightning computes (and syncs) a logged metric at the epoch's end from all its updates, while each
         # self.log call costs a walk of the logged object (Metric.to(device)) and a metric's forward a second,
         # batch-only computation; together they were about 10% of a SimpleNN step on a CPU
         # (benchmarks/bench_cifar.py).
-        if self.step_value_shown():
-            self._log_step_loss(loss.detach(), size)
-        else:
-            self._held_step_loss = (loss.detach(), size)
+        self.log_step_value("train/loss_step", loss.detach(), size)
         # one value per example: MeanMetric(nan_strategy='disable') ignores `weight` (torchmetrics 1.9)
         self.train_loss.update(loss.detach().expand(size))
         self.train_acc.update(logits.detach(), target)
@@ -99,18 +95,6 @@ class ClassificationTask(BaseTask):
             if self.regularizer is not None:
                 self.log("train/penalty", self.train_penalty, **epoch)
         return loss
-
-    def _log_step_loss(self, loss: torch.Tensor, size: int) -> None:
-        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=size)
-
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        """Lightning's loggers also write a step's values off their interval when the run is told to stop in that
-        batch's end hooks (``trainer.should_stop``: a callback, e.g. ``max_time``, which run before this hook), so
-        the step loss that ``step_value_shown()`` held back is logged then."""
-        held, self._held_step_loss = self._held_step_loss, None
-        trainer = self.trainer
-        if held is not None and trainer.should_stop and trainer.loggers and trainer.log_every_n_steps > 0:
-            self._log_step_loss(*held)
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         loss, logits, target = self._shared_step(batch, evaluation=True)
