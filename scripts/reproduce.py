@@ -127,6 +127,7 @@ LABS: dict[str, list[Step]] = {
     "resnet20": [  # lab 5: the paper's 200-epoch recipe, and the fast recipe (<= 60 epochs)
         run("reference", "experiment=resnet20"),
         run("fast", "experiment=resnet20_fast"),
+        run("fast_cpu", "experiment=resnet20_fast_cpu"),  # bf16 + channels_last, 28 epochs: <= 25 min on 2 cores
         Step(
             "predictions",
             ["predict.py", "run_dir={lab}/reference", "input=${{paths.data_dir}}/cifar-10-batches-py/test_batch",
