@@ -98,9 +98,9 @@ LABS: dict[str, list[Step]] = {
         Step("simplenn3", ["scripts/analyze.py", "hydra.run.dir={dir}"], "report"),
         Step("resnet20", ["scripts/analyze.py", "model=resnet20", "hydra.run.dir={dir}"], "report"),
     ],
-    "simplenn": [  # lab 3 (docs/labs.md): fixed lr and step decay, 3 seeds each
-        sweep("fixed_lr", "experiment=simplenn_cifar10", "seed=1,2,3"),
-        sweep("step_decay", "experiment=simplenn_cifar10_decay", "seed=1,2,3"),
+    "simplenn": [  # lab 3 (docs/labs.md): fixed lr and step decay, the default seed (make train's) and seeds 1-3
+        sweep("fixed_lr", "experiment=simplenn_cifar10", "seed=12345,1,2,3"),
+        sweep("step_decay", "experiment=simplenn_cifar10_decay", "seed=12345,1,2,3"),
         report("fixed_lr_report", "scripts/report.py", "{lab}/fixed_lr", needs=["fixed_lr"]),
         report("step_decay_report", "scripts/report.py", "{lab}/step_decay", needs=["step_decay"]),
     ],
