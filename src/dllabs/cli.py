@@ -20,10 +20,12 @@ from dllabs.errors import ConfigError, TrainingDiverged
 from dllabs.pairings import check_pairing
 from dllabs.records import plain_metrics, write_json_atomic
 from dllabs.reporting.hparams import run_name
+from dllabs.resolvers import register_resolvers
 
 log = logging.getLogger("dllabs")
 # the TensorBoard logger's version (conf/logger/tensorboard.yaml): runs named by what sets them apart
 OmegaConf.register_new_resolver("dllabs.run_name", run_name, replace=True)
+register_resolvers()  # ${dllabs.cpu_precision:...} of conf/trainer/default.yaml
 
 
 def build_task(cfg: DictConfig):
