@@ -14,7 +14,11 @@ import sys
 from pathlib import Path
 
 from dllabs.errors import ConfigError, run_command
-from dllabs.reporting.ledger import LABS, ROOT, build_lab, update_readme, write_index
+from dllabs.labs import LABS
+from dllabs.reporting.ledger import build_lab
+from dllabs.reporting.ledger_markdown import update_readme, write_index
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +16,10 @@ import yaml
 # what Hydra's sweeper escapes a job's overrides with
 from hydra._internal.grammar.utils import escape_special_characters
 
-from dllabs.reporting.ledger import build_lab, render_brief, render_index
+from dllabs.errors import ConfigError
+from dllabs.provenance import tree
+from dllabs.reporting.ledger import build_lab
+from dllabs.reporting.ledger_markdown import README_BLOCK, render_brief, render_index, update_readme
 from tests.conftest import ROOT, run_cli
 from tests.fixtures import wikitext
 
@@ -57,7 +65,7 @@ def test_settings_are_grouped_over_seeds_with_mean_spread_and_failed_runs_listed
     page = render_index(tmp_path / "results")
     assert "| `optimizer.lr=0.01` | 2 (ok) | 71.00% ± 1.41% (n=2) |" in page
     assert "job 2 `optimizer.lr=1.0 seed=1`: diverged (loss is nan at epoch 0)" in page
-    assert "Commit `abc123`" in page and "Test CPU, 2 cores" in page
+    assert "Commit `abc123`," in page and "Test CPU, 2 cores" in page
     assert "no `make reproduce LAB=lms` run recorded" in page
 
 
@@ -146,8 +154,6 @@ def test_reproduce_quick_writes_the_lab_ledger(tmp_path):
 
 def test_readme_results_are_the_ledgers(tmp_path):
     """Every README results block is generated from docs/results/<lab>.json (scripts/ledger.py rewrites them)."""
-    from dllabs.reporting.ledger import README_BLOCK, update_readme
-
     readme = tmp_path / "README.md"
     readme.write_text((ROOT / "README.md").read_text())
     labs = [m.group(2) for m in README_BLOCK.finditer(readme.read_text())]
@@ -197,3 +203,133 @@ def test_reproduce_quick_runs_lab7s_small_steps_into_the_ledger(tmp_path):
     assert (out / "gpt2" / "small_full_vs_lora" / "lm_compare.png").stat().st_size > 1000  # small_compare's figure
     assert by_step["small_full_vs_lora"]["figure"] == "figures/gpt2-small_full_vs_lora.png"
     assert "Quick run" in (out / "results.md").read_text()
+
+
+def _lab_with_one_run(lab_dir: Path, step: str, commit: str, diff: str | None = None) -> Path:
+    """A lab folder whose step ``step`` is one finished run, logged in reproduce.json at another time."""
+    _fake_run(lab_dir / step, ["experiment=simplenn_robust"], "ok", 0.75, 0.74)
+    (lab_dir / "reproduce.json").write_text(json.dumps({step: {
+        "command": "python train.py experiment=simplenn_robust", "kind": "run", "overrides": ["experiment=simplenn_robust"],
+        "status": "ok", "commit": commit, "diff": diff, "machine": {"cpu": "Test CPU", "cores": 2},
+        "finished": "2030-01-01 00:00:00", "seconds": 60.0,
+    }}))
+    return lab_dir / step / "metrics.json"
+
+
+def test_a_step_the_lab_does_not_have_is_an_error_not_a_dropped_reference(tmp_path):
+    lab_dir = tmp_path / "robust"
+    _lab_with_one_run(lab_dir, "bset", "abc123")
+    with pytest.raises(ConfigError, match="lab robust has no step bset; steps: augment, batchnorm"):
+        build_lab("robust", lab_dir, tmp_path / "results")
+
+
+def test_the_markdown_shows_the_commit_string_the_json_holds(tmp_path):
+    """A -dirty commit and the hash of its uncommitted changes appear on the page as the JSON holds them."""
+    commit = "e8cc343d163593e1ff9fc9d84cbef9a32eed3497-dirty"
+    lab_dir = tmp_path / "robust"
+    _lab_with_one_run(lab_dir, "best", commit, diff="0123456789ab")
+    ledger = build_lab("robust", lab_dir, tmp_path / "results")
+    assert ledger["steps"][0]["commit"] == commit
+    page = render_index(tmp_path / "results")
+    assert f"Commit `{commit}` (uncommitted changes, diff sha256 `0123456789ab`)," in page
+    assert "From the [results ledger](docs/results.md) (commit e8cc343-dirty;" in render_brief(ledger)
+
+
+def test_every_recorded_commit_string_is_on_the_results_page():
+    """docs/results.md shows each step's commit exactly as docs/results/<lab>.json holds it (-dirty included)."""
+    page = (ROOT / "docs" / "results.md").read_text()
+    for file in sorted((ROOT / "docs" / "results").glob("*.json")):
+        for step in json.loads(file.read_text())["steps"]:
+            assert f"Commit `{step['commit']}`" in page, (file.name, step["step"], step["commit"])
+    assert page == render_index(ROOT / "docs" / "results"), "run python scripts/ledger.py --index"
+
+
+def test_a_rebuild_keeps_the_runs_own_time(tmp_path):
+    """A step's ``finished`` is when its run wrote metrics.json, not the step log's time nor the rebuild's, and a
+    rebuild writes the same JSON."""
+    lab_dir = tmp_path / "robust"
+    metrics = _lab_with_one_run(lab_dir, "best", "abc123")
+    written = time.mktime((2026, 3, 4, 5, 6, 7, 0, 0, -1))
+    os.utime(metrics, (written, written))
+    first = build_lab("robust", lab_dir, tmp_path / "results")
+    assert first["steps"][0]["finished"] == "2026-03-04 05:06:07"
+    before = (tmp_path / "results" / "robust.json").read_bytes()
+    time.sleep(1.1)
+    build_lab("robust", lab_dir, tmp_path / "results")
+    assert (tmp_path / "results" / "robust.json").read_bytes() == before
+
+
+def test_a_rebuild_from_a_step_log_without_a_recorded_step_keeps_that_step(tmp_path):
+    """Recording lab 5's fast_cpu from a folder that lacks the fast run must not drop fast's row from the ledger."""
+    results = tmp_path / "results"
+    _lab_with_one_run(tmp_path / "machine_a" / "robust", "lr", "aaa111")
+    kept = build_lab("robust", tmp_path / "machine_a" / "robust", results)["steps"][0]
+    _lab_with_one_run(tmp_path / "machine_b" / "robust", "best", "bbb222")
+    ledger = build_lab("robust", tmp_path / "machine_b" / "robust", results)
+    assert [step["step"] for step in ledger["steps"]] == ["best", "lr"]  # the lab's order
+    assert ledger["steps"][1] == kept and ledger["steps"][0]["commit"] == "bbb222"
+    quick = build_lab("robust", tmp_path / "machine_b" / "robust", results, quick=True)  # a check replaces, keeps nothing
+    assert [step["step"] for step in quick["steps"]] == ["best"]
+
+
+def _git(repo: Path, *args: str) -> str:
+    identity = ["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"]
+    return subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    """A real git repository holding scripts/reproduce.py, a config, docs, tests and a README, all committed."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "reproduce.py", repo / "scripts" / "reproduce.py")
+    for path, text in {"conf/train.yaml": "seed: 1\n", "docs/notes.md": "notes\n", "tests/test_x.py": "x = 1\n",
+                       "README.md": "readme\n"}.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text)
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "start")
+    return repo
+
+
+def test_changes_to_docs_tests_readme_and_outputs_do_not_make_the_tree_dirty(checkout):
+    head = _git(checkout, "rev-parse", "HEAD").strip()
+    for path in ("docs/notes.md", "tests/test_x.py", "README.md"):
+        (checkout / path).write_text("edited\n")
+    (checkout / "outputs").mkdir()
+    (checkout / "outputs" / "run.log").write_text("log\n")
+    clean = tree(checkout)
+    assert clean is not None and not clean.dirty and clean.commit == head and clean.diff_hash is None
+    (checkout / "conf" / "train.yaml").write_text("seed: 2\n")
+    (checkout / "conf" / "new.yaml").write_text("a: 1\n")  # a new config file is part of what runs
+    dirty = tree(checkout)
+    assert dirty is not None and dirty.commit == head + "-dirty"
+    assert sorted(dirty.changed) == ["conf/new.yaml", "conf/train.yaml"]
+
+
+def test_reproduce_refuses_a_dirty_tree_and_records_the_diff_hash_when_allowed(checkout):
+    """`make reproduce` from a checkout with an uncommitted config change: one error line, exit 2, nothing written;
+    with --allow-dirty the step log and the ledger carry the -dirty commit and the diff's hash, and the diff is kept."""
+    head = _git(checkout, "rev-parse", "HEAD").strip()
+    (checkout / "conf" / "train.yaml").write_text("seed: 2\n")
+    out = checkout / "outputs" / "reproduce"
+    args = ["scripts/reproduce.py", "lms", "--only", "reference", "--out", str(out)]
+
+    refused = run_cli(args, cwd=checkout)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.strip().splitlines() == [(
+        "error: uncommitted changes to code or config (conf/train.yaml): commit them first, so the ledger names the "
+        "code that ran, or pass --allow-dirty to record with the diff's hash"
+    )]
+    assert not out.exists()
+
+    allowed = run_cli([*args, "--allow-dirty"], cwd=checkout)  # the copy has no train.py: the step fails, is recorded
+    assert allowed.returncode == 1, allowed.stdout + allowed.stderr
+    step = json.loads((out / "lms" / "reproduce.json").read_text())["reference"]
+    diff = (out / "lms" / f"uncommitted-{step['diff']}.diff").read_text()
+    assert "+seed: 2" in diff and step["diff"] == hashlib.sha256(diff.encode()).hexdigest()[:12]
+    assert step["commit"] == head + "-dirty" and step["status"] == "failed"
+    assert f"diff sha256 {step['diff']}" in allowed.stdout
+    page = (out / "results.md").read_text()
+    assert f"Commit `{head}-dirty` (uncommitted changes, diff sha256 `{step['diff']}`)" in page
