@@ -1,4 +1,5 @@
-"""Optuna search (sweep=optuna_*): failed and diverged trials do not stop the study, the best is reported, resume works."""
+"""Optuna search (sweep=optuna_*): the search space, pruners, presets; failed and diverged trials do not stop the
+study, the best is reported, a study is extended. Workers, pruning runs, kills: tests/test_optuna_workers.py."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import csv
 import json
 import math
 
+import optuna
 import pytest
-from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from hydra_plugins.dllabs_optuna_sweeper.optuna_sweeper import _DivergedAsFailed
+from dllabs.search.space import SearchSpace
+from dllabs.search.study import make_pruner
+from dllabs.search.summary import write_figures
 from tests.conftest import QUIET, compose_config, run_cli
 
 STUDY = "simplenn_cifar10_simplenn"
@@ -54,62 +58,90 @@ def test_search_with_a_diverged_and_a_crashed_trial_completes_and_resumes(cifar_
     assert results.trials.complete == 1 and results.trials.fail == 2
     assert json.loads((sweep_dir / str(best_number) / "metrics.json").read_text())["best_score"] == results.best_value
 
-    import optuna
-
-    storage = f"sqlite:///{tmp_path}/simplenn_cifar10/optuna/studies.db"
-    optuna.load_study(study_name=STUDY, storage=storage).ask()  # a trial left RUNNING, as by a killed sweep
-
-    second = run_cli(
+    second = run_cli(  # the same study extended: only the missing trials run, in run folders 3 and 4
         ["train.py", "-m", *quick, *search, "optimizer.lr=0.01", "hydra.sweeper.n_trials=5"]
     )
     assert second.returncode == 0, second.stderr[-3000:]
     trials = _trials(sweep_dir)
     assert sorted(trials) == [0, 1, 2, 3, 4]
-    assert trials[3]["state"] == "FAIL"  # the stale RUNNING trial
-    assert trials[4]["state"] == "COMPLETE"  # only the one missing trial ran, in run folder 4
+    assert trials[3]["state"] == trials[4]["state"] == "COMPLETE"
     assert json.loads((sweep_dir / "4" / "metrics.json").read_text())["status"] == "ok"
     assert not (sweep_dir / "5").exists()
 
 
-def test_diverged_job_comes_back_as_a_failed_job():
-    class FakeLauncher:
-        def launch(self, job_overrides, initial_job_idx):
-            return [
-                JobReturn(overrides=["optimizer.lr=1"], status=JobStatus.COMPLETED, _return_value=float("nan")),
-                JobReturn(overrides=["optimizer.lr=0.1"], status=JobStatus.COMPLETED, _return_value=0.7),
-            ]
+def test_search_space_reads_hydra_sweep_syntax():
+    space = SearchSpace.from_overrides([
+        "optimizer.lr=tag(log, interval(0.001, 0.5))", "regularizer=choice(l1, l2)", "model.width=range(16, 80, 16)",
+        "optimizer.momentum=interval(0.8, 0.95)", "trainer.max_epochs=60", "scheduler=constant,cosine",
+        "optimizer.momentum=0.9",  # a later (command-line) override of a key replaces the preset's
+    ])
+    assert space.distributions == {
+        "optimizer.lr": FloatDistribution(0.001, 0.5, log=True),
+        "regularizer": CategoricalDistribution(["l1", "l2"]),
+        "model.width": IntDistribution(16, 64, step=16),  # range excludes its end, as Hydra's basic sweeper
+        "scheduler": CategoricalDistribution(["constant", "cosine"]),
+    }
+    assert space.fixed == {"trainer.max_epochs": "60", "optimizer.momentum": "0.9"}
+    assert space.overrides({"regularizer": "l1"}) == ["regularizer=l1", "trainer.max_epochs=60", "optimizer.momentum=0.9"]
+    grid = SearchSpace.from_overrides(["model.width=range(16, 80, 16)", "regularizer=l1,l2"]).grid()
+    assert grid == {"model.width": [16, 32, 48, 64], "regularizer": ["l1", "l2"]}
+    with pytest.raises(ValueError, match="grid sampler"):
+        space.grid()
 
-    diverged, fine = _DivergedAsFailed(FakeLauncher()).launch([["a"], ["b"]], initial_job_idx=0)
-    assert diverged.status == JobStatus.FAILED
-    # Hydra's plugin discovery may re-import the sweeper module, so compare the class by name, not identity
-    with pytest.raises(Exception, match="diverged") as raised:
-        _ = diverged.return_value
-    assert type(raised.value).__name__ == "TrialDiverged"
-    assert fine.status == JobStatus.COMPLETED and fine.return_value == 0.7
+
+def test_pruner_by_name_or_by_config():
+    assert isinstance(make_pruner("median"), optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner(None), optuna.pruners.NopPruner)
+    hyperband = make_pruner({"_target_": "optuna.pruners.HyperbandPruner", "min_resource": 2, "reduction_factor": 2})
+    assert isinstance(hyperband, optuna.pruners.HyperbandPruner) and hyperband._min_resource == 2
+    with pytest.raises(ValueError, match="median"):
+        make_pruner("medain")
+
+
+@pytest.mark.parametrize("pruner", ["median", "percentile", "hyperband", "successive_halving", "none"])
+def test_every_pruner_option_composes_and_builds(tmp_path, pruner):
+    cfg = compose_config(["sweep=optuna_simplenn", f"hydra/sweeper/pruner={pruner}"], tmp_path)
+    assert isinstance(make_pruner(cfg.hydra.sweeper.pruner), optuna.pruners.BasePruner)
+    by_name = compose_config(["sweep=optuna_simplenn", f"hydra.sweeper.pruner={pruner}"], tmp_path)
+    assert type(make_pruner(by_name.hydra.sweeper.pruner)) is type(make_pruner(cfg.hydra.sweeper.pruner))
+
+
+@pytest.mark.slow
+def test_the_resnet20_preset_runs_a_trial(cifar_fixture, tmp_path):
+    result = run_cli([
+        "train.py", "-m", "experiment=resnet20", "sweep=optuna_resnet20", *cifar_fixture, *QUIET,
+        "data.train_subset=64", "trainer.max_epochs=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+        "hydra.sweeper.n_trials=1", f"paths.log_dir={tmp_path}", "hydra/sweeper/sampler=random",
+        "hydra.sweeper.sampler.seed=0",
+    ])
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = OmegaConf.load(tmp_path / "resnet20" / "optuna" / "resnet20_resnet20" / "optimization_results.yaml")
+    assert results.trials.complete == 1
+    assert set(results.best_params) == {"optimizer.lr", "optimizer.weight_decay", "optimizer.momentum"}
 
 
 @pytest.mark.parametrize(("mode", "direction"), [("max", "maximize"), ("min", "minimize")])
 def test_search_direction_follows_monitor_mode(tmp_path, mode, direction):
     cfg = compose_config(["sweep=optuna_resnet20", "experiment=resnet20", f"monitor_mode={mode}"], tmp_path)
     assert cfg.hydra.sweeper.direction == direction
-    assert cfg.hydra.sweeper.max_failure_rate == 1.0
     assert cfg.hydra.sweeper.storage.startswith("sqlite:///")
 
 
 def test_optuna_figures_of_a_tiny_study_are_real_images(tmp_path):
-
-    import optuna
     from PIL import Image
-
-    from hydra_plugins.dllabs_optuna_sweeper.optuna_sweeper import write_figures
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(lambda t: -(t.suggest_float("lr", 1e-3, 1.0, log=True) - 0.1) ** 2 + t.suggest_int("width", 1, 4), 6)
+    def objective(trial):
+        value = -(trial.suggest_float("lr", 1e-3, 1.0, log=True) - 0.1) ** 2 + trial.suggest_int("width", 1, 4)
+        trial.report(value / 2, step=0)
+        return value
+
+    study.optimize(objective, 6)
     study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # a failed trial must not break the figures
 
     written = write_figures(study, tmp_path)
-    expected = {"optimization_history", "param_importances", "parallel_coordinate", "slice"}
+    expected = {"optimization_history", "param_importances", "parallel_coordinate", "slice", "intermediate_values"}
     assert {p.stem.removeprefix("optuna_") for p in written} == expected
     for path in written:
         with Image.open(path) as image:

@@ -1,1 +1,1 @@
-"""dllabs' Optuna sweeper: the hydra-optuna-sweeper plugin made resumable and tolerant of failed trials."""
+"""dllabs' Optuna sweeper (``hydra/sweeper=optuna``): Hydra's Sweeper interface over an Optuna study."""

@@ -1,0 +1,126 @@
+"""Where a study lives and how a worker or a job reaches it.
+
+``storage`` is what ``optuna-dashboard`` takes too: a database URL (``sqlite:///path/studies.db``, the default;
+``postgresql+psycopg://user:password@host/db`` for many machines) or the path of an Optuna journal file
+(``/shared/fs/studies.log``: a shared filesystem without a database server).
+
+A database storage records each running trial's heartbeat (``heartbeat_interval``); a trial whose worker died
+(SIGKILL, node lost) is failed by the next worker that looks after ``grace_period`` seconds (optionally retried,
+``retry_failed``). Optuna's journal storage has no heartbeat: a killed worker's trial stays RUNNING there.
+
+A training job learns which trial it is from the environment (``TRIAL_ENV``, set by the sweeper through
+Hydra's ``hydra.job.env_set``, so a job in another process or on another machine gets it too), and reports to
+the study through the same storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.utils import instantiate
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+
+# the job's trial: storage, study name, trial id (Optuna's), set per job by the sweeper
+PRUNED_AT = "pruned_at_epoch"  # the trial's user attribute the pruning callback sets; the sweeper reads it
+TRIAL_ENV = ("DLLABS_OPTUNA_STORAGE", "DLLABS_OPTUNA_STUDY", "DLLABS_OPTUNA_TRIAL_ID")
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+PRUNERS = {
+    "none": optuna.pruners.NopPruner,
+    "median": optuna.pruners.MedianPruner,
+    "percentile": optuna.pruners.PercentilePruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+}
+
+
+def is_journal(storage: str) -> bool:
+    """A storage that is not a URL is the path of a journal file."""
+    return _URL.match(storage) is None
+
+
+def open_storage(
+    storage: str,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    retry_failed: int | None = None,
+) -> optuna.storages.BaseStorage:
+    """Optuna's storage for ``storage`` (creating a SQLite file's or journal's folder)."""
+    if is_journal(storage):
+        Path(storage).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(Path(storage).expanduser())))
+    if storage.startswith("sqlite:///"):
+        Path(storage.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    stale = RetryHeartbeatStaleTrialCallback(max_retry=retry_failed) if retry_failed and heartbeat_interval else None
+    return RDBStorage(
+        storage,
+        # SQLite: wait for another worker's write instead of failing at once
+        engine_kwargs={"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        heartbeat_stale_trial_callback=stale,
+    )
+
+
+def make_pruner(spec: Any) -> optuna.pruners.BasePruner:
+    """``none``/``median``/... (Optuna's defaults; percentile at 25) or a config with ``_target_`` and settings."""
+    if spec is None:
+        return optuna.pruners.NopPruner()
+    if isinstance(spec, str):
+        if spec not in PRUNERS:
+            raise ValueError(f"hydra.sweeper.pruner={spec}: one of {', '.join(PRUNERS)}, or a pruner config")
+        return PRUNERS[spec](25.0) if spec == "percentile" else PRUNERS[spec]()
+    return instantiate(spec)
+
+
+@contextlib.contextmanager
+def ask_lock(storage: str, rdb: optuna.storages.BaseStorage | None = None) -> Iterator[None]:
+    """Held while a worker counts the study's trials and asks for one, so that workers together stop at exactly
+    ``n_trials``: a lock file beside a SQLite or journal file (Optuna's, safe on NFS, broken after 30 s when its
+    holder died), a PostgreSQL advisory lock for a PostgreSQL storage; none for other databases."""
+    if is_journal(storage) or storage.startswith("sqlite:///"):
+        path = storage if is_journal(storage) else storage.removeprefix("sqlite:///")
+        lock = JournalFileOpenLock(str(Path(path).expanduser()) + ".ask")
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+    elif storage.startswith("postgresql") and isinstance(rdb, RDBStorage):
+        key = zlib.crc32(b"dllabs-optuna-ask")
+        with rdb.engine.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
+            try:
+                yield
+            finally:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+    else:
+        yield
+
+
+def trial_env(storage: str, study_name: str, trial_id: int) -> dict[str, str]:
+    """The environment that tells a job which trial it is."""
+    return dict(zip(TRIAL_ENV, (storage, study_name, str(trial_id)), strict=True))
+
+
+def trial_of_this_job(pruner: Any, environ: Mapping[str, str] = os.environ) -> optuna.trial.Trial | None:
+    """The running trial this job is (None outside an Optuna search), to report to and ask about pruning."""
+    values = [environ.get(name) for name in TRIAL_ENV]
+    if not all(values):
+        return None
+    storage, study_name, trial_id = values
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=open_storage(storage),
+        pruner=make_pruner(pruner),
+        sampler=optuna.samplers.RandomSampler(),  # the job samples nothing: its parameters came as overrides
+    )
+    return optuna.trial.Trial(study, int(trial_id))
