@@ -46,6 +46,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import open_dict
+from dllabs.resolvers import register_resolvers
+register_resolvers()
 root = Path.cwd()
 with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
     cfg = compose("train", overrides=sys.argv[1:], return_hydra_config=True)

@@ -36,7 +36,11 @@ QUIET = [
 
 
 def compose_config(overrides: Sequence[str], output_dir: Path, config_name: str = "train") -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` as Hydra would for a run writing into ``output_dir``."""
+    """Compose ``conf/<config_name>.yaml`` as Hydra would for a run writing into ``output_dir`` (with the
+    project's resolvers registered, as the entry wrapper does)."""
+    from dllabs.resolvers import register_resolvers
+
+    register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)

@@ -53,18 +53,19 @@ def _validate_in_one_process(run_dir, checkpoint_name) -> dict[str, float]:
 
 
 def test_spawned_workers_hand_callback_state_back_to_the_main_process():
-    from dllabs.callbacks.history import MetricHistory
+    from dllabs.callbacks.run_record import RunRecord
     from dllabs.distributed import _CallbackStateLauncher
 
-    worker_history = MetricHistory()
-    worker_history.epochs = [{"epoch": 0, "val/acc": 0.5}, {"epoch": 1, "val/acc": 0.75}]
-    worker = types.SimpleNamespace(callbacks=[worker_history], callback_metrics={})
-    main_history = MetricHistory()
-    main = types.SimpleNamespace(callbacks=[main_history], callback_metrics={})
+    worker_record = RunRecord("unused")
+    worker_record.history = [{"epoch": 0, "val/acc": 0.5}, {"epoch": 1, "val/acc": 0.75}]
+    worker_record.fit_metrics = {"val/acc": 0.75}
+    worker = types.SimpleNamespace(callbacks=[worker_record], callback_metrics={})
+    main_record = RunRecord("unused")
+    main = types.SimpleNamespace(callbacks=[main_record], callback_metrics={})
 
     launcher = _CallbackStateLauncher(strategy=None, start_method="spawn")
     launcher.update_main_process_results(main, launcher.get_extra_results(worker))
-    assert main_history.epochs == worker_history.epochs
+    assert main_record.history == worker_record.history and main_record.fit_metrics == {"val/acc": 0.75}
 
 
 def test_ddp_presets_compose(tmp_path):

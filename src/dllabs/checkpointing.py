@@ -4,7 +4,8 @@ Lightning's default writer goes through an fsspec transaction whose temporary fi
 folder: moving it into the run folder is a copy (not atomic) when that folder is on another filesystem, and
 nothing is synced to disk. :class:`AtomicCheckpointIO` writes next to the target, syncs, and renames.
 :func:`resumable` checks the file a run is about to resume from and, when it cannot be read (truncated by a
-crash or a full disk), falls back to the newest readable checkpoint of the same folder, saying so.
+crash or a full disk), falls back to the newest readable checkpoint of the same folder, saying so;
+:func:`resume_path` picks the checkpoint ``ckpt_path`` names (``last`` = this run's, else the newest earlier run's).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from dllabs.errors import CheckpointMismatchError
+from dllabs.errors import CheckpointMismatchError, ConfigError
 
 log = logging.getLogger("dllabs")
 
@@ -74,3 +75,31 @@ def resumable(path: str | Path) -> str:
         path, fallback, progress[0] + 1, progress[1],
     )
     return str(fallback)
+
+
+def resume_path(requested: str | None, output_dir: Path, runs_root: Path, multirun: bool) -> str | None:
+    """The checkpoint a run resumes from: ``requested`` (a file), or for ``last`` this run folder's ``last.ckpt``,
+    else the newest ``last.ckpt`` of the earlier runs under ``runs_root`` (a multirun job without one of its own
+    starts from scratch). Passed through :func:`resumable`, so an unreadable file gives way to a readable one.
+    """
+    if not requested:
+        return None
+    if requested != "last":
+        if not Path(requested).exists():
+            raise ConfigError(f"ckpt_path={requested} does not exist; give a .ckpt file or ckpt_path=last")
+        return resumable(requested)
+    own = output_dir / "checkpoints" / "last.ckpt"
+    if own.exists():
+        return resumable(own)
+    if multirun:
+        log.info("ckpt_path=last: no checkpoint in %s yet, starting this job from scratch", output_dir)
+        return None
+    candidates = sorted(runs_root.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    candidates = [c for c in candidates if output_dir not in c.parents]
+    if not candidates:
+        raise ConfigError(
+            f"ckpt_path=last: no last.ckpt in {output_dir} nor under {runs_root}; "
+            "pass ckpt_path=<run>/checkpoints/last.ckpt"
+        )
+    log.info("ckpt_path=last resumes %s", candidates[-1])
+    return resumable(candidates[-1])

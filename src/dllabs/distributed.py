@@ -1,10 +1,10 @@
 """DDP with spawned workers that hands the callbacks' state back to the main process.
 
 Lightning's ``ddp_spawn`` returns only rank 0's ``callback_metrics`` and best checkpoint path to the main process,
-where ``dllabs.cli.train`` then writes ``metrics.json``: the per-epoch history (``MetricHistory``) and everything
-else a callback kept would be lost. :class:`SpawnDDPStrategy` also carries every callback's ``state_dict`` (plain
-data and tensors, the same state a checkpoint holds) from rank 0 back and loads it into the main process's
-callbacks. ``conf/trainer/ddp_spawn.yaml`` selects it.
+where the run's record (:class:`~dllabs.callbacks.run_record.RunRecord`) is written: its per-epoch history and
+everything else a callback kept would be lost. :class:`SpawnDDPStrategy` also carries every callback's
+``state_dict`` (plain data and tensors, the same state a checkpoint holds) from rank 0 back and loads it into the
+main process's callbacks. ``conf/trainer/ddp_spawn.yaml`` selects it.
 """
 
 from __future__ import annotations

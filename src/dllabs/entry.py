@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from dllabs.config_schema import validate_config
 from dllabs.errors import DllabsError
 from dllabs.pairings import check_pairing
+from dllabs.resolvers import register_resolvers
 
 log = logging.getLogger("dllabs")
 
@@ -109,6 +110,7 @@ def route_lightning_logs_through_hydra() -> None:
 
 def hydra_main(task_function: Callable[[DictConfig], Any], config_name: str) -> None:
     """Run ``task_function`` under Hydra; user errors print one line and exit 2 (the rest of a sweep still runs)."""
+    register_resolvers()  # the project's ${dllabs.*} resolvers, before any config is composed
     if VERBOSE_FLAG in sys.argv:
         sys.argv.remove(VERBOSE_FLAG)
         os.environ["HYDRA_FULL_ERROR"] = "1"

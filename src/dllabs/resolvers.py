@@ -1,14 +1,19 @@
-"""The project's OmegaConf resolvers, registered in one place: :func:`register_resolvers` (called by the commands
-before any config is resolved).
+"""The project's OmegaConf resolvers, registered in one place: :func:`register_resolvers`, called by the entry
+wrapper every command runs under (:func:`dllabs.entry.hydra_main`) before Hydra composes a config; code that
+composes configs itself (tests, benchmarks) calls it too.
 
 - ``${dllabs.cpu_precision:<setting>,<accelerator>}``: the Trainer's precision (``conf/trainer/default.yaml``)
   from the lab's top-level ``cpu_precision`` (``auto`` = bf16-mixed on a CPU with native bf16, fp32 elsewhere;
   a concrete precision as it is), see :func:`dllabs.hardware.cpu_precision`.
+- ``${dllabs.run_name:<fallback>}``: the TensorBoard logger's version (``conf/logger/tensorboard.yaml``), runs
+  named by what sets them apart, see :func:`dllabs.reporting.hparams.run_name`.
 """
 
 from __future__ import annotations
 
 from omegaconf import OmegaConf
+
+from dllabs.reporting.hparams import run_name
 
 
 def cpu_precision(setting: str, accelerator: str) -> str:
@@ -21,3 +26,4 @@ def cpu_precision(setting: str, accelerator: str) -> str:
 def register_resolvers() -> None:
     """Register every ``dllabs.*`` resolver (again: ``replace=True``, so calling twice is harmless)."""
     OmegaConf.register_new_resolver("dllabs.cpu_precision", cpu_precision, replace=True)
+    OmegaConf.register_new_resolver("dllabs.run_name", run_name, replace=True)

@@ -1,5 +1,9 @@
 """Stop a run that diverged, so a sweep records it as ``diverged`` and goes on.
 
+The guard reports the status, the reason and where the run stopped to the run's record
+(:class:`~dllabs.callbacks.run_record.RunRecord`), then raises :class:`TrainingDiverged` to stop at once: a run
+whose weights are NaN must not validate, checkpoint or test them.
+
 A run has diverged when its training loss is no longer finite (or above ``max_loss``), or, with
 ``stuck_epochs`` set, when after that many epochs its validation accuracy is still at chance level (the task's
 ``chance_level``, e.g. 1/num_classes, plus ``stuck_margin``): such a run has learned nothing and its "best
@@ -14,6 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from dllabs.callbacks.run_record import RunRecord
 from dllabs.errors import TrainingDiverged
 
 
@@ -41,7 +46,6 @@ class DivergenceGuard(L.Callback):
         self.stuck_epochs = stuck_epochs
         self.stuck_metric = stuck_metric
         self.stuck_margin = stuck_margin
-        self.diverged_at: dict[str, Any] | None = None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         chance = getattr(pl_module, "chance_level", None)
@@ -52,10 +56,11 @@ class DivergenceGuard(L.Callback):
         value = float(trainer.callback_metrics[self.stuck_metric])
         if value > chance + self.stuck_margin:
             return
-        self.diverged_at = {"epoch": trainer.current_epoch, "step": trainer.global_step, self.stuck_metric: value}
-        raise TrainingDiverged(
+        self._stop(
+            trainer,
             f"{self.stuck_metric} is {value:.4f} after {self.stuck_epochs} epochs, at chance level ({chance:.4f}): "
-            "the run learned nothing; run stopped"
+            "the run learned nothing; run stopped",
+            {self.stuck_metric: value},
         )
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -68,7 +73,17 @@ class DivergenceGuard(L.Callback):
             bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
         if not bad:
             return
-        self.diverged_at = {"epoch": trainer.current_epoch, "step": trainer.global_step, "loss": value}
-        raise TrainingDiverged(
-            f"loss became {value} at epoch {trainer.current_epoch}, step {trainer.global_step}; run stopped"
+        self._stop(
+            trainer,
+            f"loss became {value} at epoch {trainer.current_epoch}, step {trainer.global_step}; run stopped",
+            {"train/loss": value},
         )
+
+    @staticmethod
+    def _stop(trainer: L.Trainer, message: str, values: dict[str, float]) -> None:
+        """Report ``diverged`` (where, and the values that said so) to the run's record, then stop the run."""
+        record = RunRecord.find(trainer)
+        if record is not None:  # a Trainer built by hand may have none
+            stopped_at = {"epoch": trainer.current_epoch, "step": trainer.global_step, **values}
+            record.set_status("diverged", message, stopped_at=stopped_at)
+        raise TrainingDiverged(message)

@@ -1,26 +1,23 @@
-"""TensorBoard's HParams tab for every run: its hyper-parameters, status and the metrics to compare, at the end.
+"""A run's row in TensorBoard's HParams tab: its hyper-parameters, status and the metrics to compare.
 
-The row is :func:`dllabs.reporting.hparams.run_row`, the same one ``scripts/report.py`` prints. It is written
-once, when the run ends (``cli`` calls :meth:`HParams.log_run` with the run's record, also when the run
-diverged or failed), because TensorBoard keeps the first hparams summary of a run and the status is known
-only then. A run killed outright (SIGKILL) has no row.
+The row is :func:`dllabs.reporting.hparams.run_row`, the same one ``scripts/report.py`` prints.
+:class:`~dllabs.callbacks.run_record.RunRecord` writes it once, when the run ends (also when it diverged, failed or
+was pruned), because TensorBoard keeps the first hparams summary of a run and the status is known only then.
+A run killed outright (SIGKILL) has no row.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import DictConfig
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-from dllabs.reporting.hparams import RunRow, live_row
+from dllabs.reporting.hparams import RunRow
 
 log = logging.getLogger("dllabs")
 
@@ -52,26 +49,17 @@ def _session_end(status: int) -> Summary:
     return Summary(value=[Summary.Value(tag=metadata.SESSION_END_INFO_TAG, metadata=SummaryMetadata(plugin_data=plugin_data))])
 
 
-class HParams(L.Callback):
-    """Logs the run's :class:`~dllabs.reporting.hparams.RunRow` to every TensorBoard logger when the run ends;
-    other loggers get the hyper-parameters through ``log_hyperparams`` (e.g. ``hparams.yaml`` of the CSV logger)."""
-
-    def log_run(self, trainer: L.Trainer, config: DictConfig, record: Mapping[str, Any]) -> RunRow | None:
-        if not trainer.is_global_zero:
-            return None
+def log_row(trainer: L.Trainer, row: RunRow) -> None:
+    """``row`` to every logger of ``trainer``: TensorBoard gets :func:`write_hparams`, other loggers the
+    hyper-parameters through ``log_hyperparams`` (e.g. ``hparams.yaml`` of the CSV logger). A logger that fails
+    is warned about: a dashboard must never lose the run's ``metrics.json``."""
+    for logger in trainer.loggers:
         try:
-            row = live_row(config, record)
-        except Exception as err:  # noqa: BLE001 - a dashboard must never fail a finished run
-            log.warning("could not build the run's hyper-parameter row: %s", err)
-            return None
-        for logger in trainer.loggers:
-            try:
-                if isinstance(logger, TensorBoardLogger):
-                    write_hparams(logger.experiment, row, trainer.global_step)
-                    logger.experiment.close()  # the run is over; Lightning may already have closed it once
-                else:
-                    logger.log_hyperparams(row.hparams)
-                    logger.save()
-            except Exception as err:  # noqa: BLE001 - a dashboard must never lose the run's metrics.json
-                log.warning("could not log hyper-parameters to %s: %s", type(logger).__name__, err)
-        return row
+            if isinstance(logger, TensorBoardLogger):
+                write_hparams(logger.experiment, row, trainer.global_step)
+                logger.experiment.close()  # the run is over; Lightning may already have closed it once
+            else:
+                logger.log_hyperparams(row.hparams)
+                logger.save()
+        except Exception as err:  # noqa: BLE001 - see the docstring
+            log.warning("could not log hyper-parameters to %s: %s", type(logger).__name__, err)
