@@ -272,6 +272,14 @@ def test_a_rebuild_from_a_step_log_without_a_recorded_step_keeps_that_step(tmp_p
     assert [step["step"] for step in quick["steps"]] == ["best"]
 
 
+def test_reproduce_names_the_steps_when_asked_for_one_the_lab_does_not_have():
+    result = run_cli(["scripts/reproduce.py", "resnet20", "--only", "fast_cpus", "--dry-run"])
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: lab resnet20 has no step fast_cpus; steps: reference, fast, fast_cpu, predictions"
+    listed = run_cli(["scripts/reproduce.py", "--list"])
+    assert "resnet20: reference, fast, fast_cpu, predictions" in listed.stdout.splitlines()
+
+
 def _git(repo: Path, *args: str) -> str:
     identity = ["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"]
     return subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True, text=True).stdout
