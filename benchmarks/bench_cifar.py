@@ -37,10 +37,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dllabs.analysis.layer_table import layer_table
 from dllabs.data.cifar10 import MEAN, STD
 from dllabs.data.device_loader import DeviceLoader, resolve_device
 from dllabs.data.image_dataset import ImageTensorDataset
 from dllabs.data.transforms import cifar_train_transform
+from dllabs.hardware import cpu_peak, training_flops_per_image
 from dllabs.tasks.classification import ClassificationTask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -341,6 +343,86 @@ def bench_training(name: str, args, device: torch.device) -> dict:
     return result
 
 
+# ----------------------------------------------------------------------------------------------- precision
+# (label, precision, channels_last, compile): each a plain-loop training step, against fp32 in the same run
+VARIANTS = (
+    ("fp32", "32-true", False, False),
+    ("fp32 + channels_last", "32-true", True, False),
+    ("bf16-mixed", "bf16-mixed", False, False),
+    ("bf16-mixed + channels_last", "bf16-mixed", True, False),
+    ("bf16-mixed + channels_last + compile", "bf16-mixed", True, True),
+)
+VARIANT_BATCH = {"resnet20": 256, "simplenn": 128}  # the labs' batch sizes (resnet20_fast(_cpu), simplenn_*)
+VARIANT_STEPS = {("cpu", "resnet20"): 2, ("cpu", "simplenn"): 20, ("cuda", "resnet20"): 30, ("cuda", "simplenn"): 100}
+
+
+def forward_macs(name: str) -> int:
+    """Multiply-accumulates of one image's forward pass: the layer table's total (dllabs.analysis)."""
+    return layer_table(make_net(name, False).eval(), torch.zeros(1, 3, 32, 32)).total_macs
+
+
+def of_peak(images_per_s: float, flops_per_image: int, peak_flops: float) -> float:
+    """Achieved training FLOP/s (images/s x FLOPs per image) as a fraction of ``peak_flops``."""
+    return images_per_s * flops_per_image / peak_flops
+
+
+def bench_variants(name: str, args, device: torch.device, variants=VARIANTS) -> dict:
+    """Plain-loop training images/s of ``name`` in each variant (precision, channels_last, compile), taking turns.
+
+    Each variant has its own seeded net and optimiser and runs ``--variant-warmup`` untimed steps first (compile
+    happens there: its time is reported apart). Then ``--variant-rounds`` rounds each run ``--variant-steps``
+    timed steps of every variant in turn, so all variants meet the same moments of a machine whose speed drifts.
+    Values are medians over rounds; ``paired_ratio`` is the median over rounds of a variant's rate over fp32's.
+    """
+    batch = args.variant_batch or VARIANT_BATCH[name]
+    args = argparse.Namespace(**{**vars(args), "variant_steps": args.variant_steps or VARIANT_STEPS[device.type, name]})
+    count = args.variant_steps + 1
+    images, labels = synthetic_cifar(count * batch, seed=2)
+    batches = {
+        layout: list(DeviceLoader(images, labels, batch, True, True, MEAN, STD, device, 0, True, layout))
+        for layout in (False, True)
+    }
+    steps, compile_s = {}, {}
+    for label, precision, channels_last, compile_ in variants:
+        settings = argparse.Namespace(precision=precision, channels_last=channels_last, compile=compile_)
+        steps[label] = plain_step_function(name, settings, device)
+        started = time.perf_counter()
+        for index in range(args.variant_warmup):
+            steps[label](*batches[channels_last][index % len(batches[channels_last])])
+        synchronize(device)
+        compile_s[label] = time.perf_counter() - started
+    rates: dict[str, list[float]] = {label: [] for label, *_ in variants}
+    for _ in range(args.variant_rounds):
+        for label, _precision, channels_last, _compile in variants:
+            synchronize(device)
+            started = time.perf_counter()
+            for index in range(args.variant_steps):
+                steps[label](*batches[channels_last][index])
+            synchronize(device)
+            rates[label].append(args.variant_steps * batch / (time.perf_counter() - started))
+    baseline = variants[0][0]
+    flops = training_flops_per_image(forward_macs(name))
+    peak = cpu_peak(cores=torch.get_num_threads()) if device.type == "cpu" else None
+    result = {"batch": batch, "threads": torch.get_num_threads(), "training_flops_per_image": flops, "variants": {}}
+    for label, precision, channels_last, compile_ in variants:
+        value = statistics.median(rates[label])
+        entry = {
+            "precision": precision, "channels_last": channels_last, "compile": compile_,
+            "images_per_s": value, "runs": rates[label],
+            "paired_ratio": statistics.median(r / b for r, b in zip(rates[label], rates[baseline])),
+            "warmup_s": compile_s[label], "achieved_flops": value * flops,
+        }
+        if peak is not None:
+            kind = "bf16" if precision.startswith("bf16") else "fp32"
+            entry |= {"peak_kind": kind, "peak_flops": getattr(peak, kind),
+                      "of_peak": of_peak(value, flops, getattr(peak, kind))}
+        result["variants"][label] = entry
+    if peak is not None:
+        result["peak"] = {"fp32_flops": peak.fp32, "bf16_flops": peak.bf16,
+                          "fp32": peak.derivation("fp32"), "bf16": peak.derivation("bf16")}
+    return result
+
+
 # ----------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -372,6 +454,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip the bare LightningModule runs (Lightning's own cost against the plain loop)",
     )
+    parser.add_argument(
+        "--no-variants", dest="variants", action="store_false",
+        help="skip the precision rows (plain loop fp32 vs bf16-mixed, channels_last, compile; %% of peak)",
+    )
+    parser.add_argument("--variant-steps", type=int, default=None,
+                        help="timed steps per variant per round (default CPU 2 resnet20 / 20 simplenn)")
+    parser.add_argument("--variant-rounds", type=int, default=3, help="rounds of the variants taking turns")
+    parser.add_argument("--variant-warmup", type=int, default=2, help="untimed steps per variant (compile is here)")
+    parser.add_argument("--variant-batch", type=int, default=None, help="default: the lab's (256 / 128)")
+    parser.add_argument("--variant-threads", type=int, default=None,
+                        help="torch threads of the precision rows (default: every CPU, as a training run uses)")
+    parser.add_argument("--no-compile", dest="compile_variant", action="store_false",
+                        help="leave out the compile variant (its warm-up compiles: ~40 s for ResNet-20 on 2 cores)")
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed", "16-mixed"])
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument(
@@ -394,6 +489,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     loaders = bench_loaders(args, device)
     training = {name: bench_training(name, args, device) for name in args.models}
+    variants = {}
+    if args.variants:
+        torch.set_num_threads(args.variant_threads or (threads if on_gpu else len(os.sched_getaffinity(0))))
+        chosen = VARIANTS if args.compile_variant else tuple(v for v in VARIANTS if not v[3])
+        variants = {name: bench_variants(name, args, device, chosen) for name in args.models}
+        torch.set_num_threads(threads)
     wall = time.perf_counter() - started
 
     loader_ratio = loaders["device_images_per_s"] / loaders["standard_images_per_s"]
@@ -423,6 +524,16 @@ def main(argv: list[str] | None = None) -> int:
                 row(f"train {name}: bare LightningModule (floor)", result["floor_images_per_s"],
                     result["floor_over_plain"])
             )
+    for name, result in variants.items():
+        lines.append(f"train {name}, plain loop, batch {result['batch']}, {result['threads']} threads: "
+                     f"{result['training_flops_per_image'] / 1e6:.1f} MFLOP per training image")
+        for label, entry in result["variants"].items():
+            share = f"  {entry['of_peak']:6.1%} of {entry['peak_kind']} peak" if "of_peak" in entry else ""
+            lines.append(row(f"  {label}", entry["images_per_s"], entry["paired_ratio"])
+                         + f"  {entry['achieved_flops'] / 1e9:7.1f} GFLOP/s{share}")
+        if "peak" in result:
+            lines.append(f"  peak fp32 {result['peak']['fp32_flops'] / 1e9:,.0f} GFLOP/s = {result['peak']['fp32']}; "
+                         f"peak bf16 {result['peak']['bf16_flops'] / 1e9:,.0f} GFLOP/s = {result['peak']['bf16']}")
     lines.append(
         f"ratios: median of {args.repeats} runs, each taking turns step by step with the plain loop. goals: device"
         f" loader >= 3x standard on CPU; framework >= 0.97x plain.  ({wall:.0f} s)"
@@ -436,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "loaders": {**loaders, "device_over_standard": loader_ratio},
         "training": training,
+        "variants": variants,
         "wall_time_s": wall,
         "table": lines,
     }

@@ -1,11 +1,13 @@
 """GPT-2 fine-tuning step time: full fine-tuning vs LoRA (the lab's r 64, alpha 16, dropout 0.1 on c_attn).
 
-Randomly initialised GPT-2 (step time does not depend on the weights, so nothing is downloaded): on a GPU the
-real ``gpt2`` architecture (124M, 1024-token lines, batch 8, bf16 autocast: the lab's setting), on the CPU a
-small one (``--quick``: smaller still). LoRA goes through the project's own ``dllabs.lm.finetune.prepare`` with
-``conf/finetune/lora.yaml``; both use AdamW (lr 5e-5) on the trainable parameters. Reported per method: median
-time of one optimiser step (forward + backward + update) after warm-up, tokens/s, trainable parameters and,
-on a GPU, peak memory.
+Randomly initialised GPT-2 (step time does not depend on the weights, so nothing is downloaded) at the real
+``gpt2`` shape (124M): on a GPU with 1024-token lines, batch 8, bf16 autocast (the lab's setting); on the CPU with
+128-token lines, batch 2, in fp32 and again under bf16 autocast (``trainer.precision=bf16-mixed``), each
+against its fp32 row (``--quick``: a tiny model). LoRA goes through the project's own
+``dllabs.lm.finetune.prepare`` with ``conf/finetune/lora.yaml``; both use AdamW (lr 5e-5) on the trainable
+parameters. Reported per method: median time of one optimiser step (forward + backward + update) after warm-up,
+tokens/s, trainable parameters and, on a GPU, peak memory. No ``torch.compile`` row on the CPU: compiling the
+124M model takes minutes, more than the whole benchmark.
 
     python benchmarks/bench_gpt2.py [--quick]
 """
@@ -25,7 +27,7 @@ def settings(quick: bool, cuda: bool) -> dict:
         return {"n_layer": 12, "n_head": 12, "n_embd": 768, "seq": 1024, "batch": 8, "steps": 5 if quick else 20, "warmup": 3}
     if quick:
         return {"n_layer": 2, "n_head": 2, "n_embd": 128, "seq": 64, "batch": 2, "steps": 3, "warmup": 1}
-    return {"n_layer": 4, "n_head": 4, "n_embd": 256, "seq": 128, "batch": 4, "steps": 6, "warmup": 2}
+    return {"n_layer": 12, "n_head": 12, "n_embd": 768, "seq": 128, "batch": 2, "steps": 3, "warmup": 1}
 
 
 def build(method: str, s: dict, device: torch.device) -> torch.nn.Module:
@@ -40,7 +42,7 @@ def build(method: str, s: dict, device: torch.device) -> torch.nn.Module:
     return prepare(GPT2LMHeadModel(config), finetune).to(device).train()
 
 
-def measure(method: str, s: dict, device: torch.device) -> dict:
+def measure(method: str, s: dict, device: torch.device, bf16: bool) -> dict:
     model = build(method, s, device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=5e-5)
@@ -48,7 +50,7 @@ def measure(method: str, s: dict, device: torch.device) -> dict:
     cuda = device.type == "cuda"
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=tokens, labels=tokens).loss
         loss.backward()
         optimizer.step()
@@ -76,13 +78,17 @@ def run(quick: bool) -> list[dict]:
     shape = f"{s['n_layer']} layers x {s['n_embd']}, batch {s['batch']} x {s['seq']} tokens"
     rows = []
     for method in ("full", "lora"):
-        result = measure(method, s, device)
+        result = measure(method, s, device, bf16=cuda)
         if cuda:
             torch.cuda.empty_cache()
         memory = f", peak {result['peak_memory_gib']:.2f} GiB" if result["peak_memory_gib"] is not None else ""
-        note = f"{shape}; trainable {result['trainable']:,} of {result['total']:,}{memory}"
+        note = f"{shape}; {'bf16-mixed' if cuda else 'fp32'}; trainable {result['trainable']:,} of {result['total']:,}{memory}"
         rows.append(row(NAME, f"{method}: step time", result["step_s"], "s", note=note, **result))
         rows.append(row(NAME, f"{method}: tokens/s", result["tokens_per_s"], "tokens/s"))
+        if not cuda:  # the CPU's bf16 against its fp32 (on a GPU every row is bf16 already)
+            bf16 = measure(method, s, device, bf16=True)
+            rows.append(row(NAME, f"{method}: tokens/s, bf16-mixed", bf16["tokens_per_s"], "tokens/s", note=shape))
+            compare(rows, f"{method}: tokens/s, bf16-mixed", f"{method}: tokens/s", better="higher")
     compare(rows, "lora: step time", "full: step time", better="lower")
     compare(rows, "lora: tokens/s", "full: tokens/s", better="higher")
     return rows

@@ -10,12 +10,16 @@
 Each runs Adam training steps (forward, backward, update) on the same batches, for the lab's reference setting
 (embedding 1, LSTM 100, batch 96, 256 tokens) and for ``lstm_imdb_strong`` (embedding 128, BiLSTM 128,
 max-pooling, batch 64, 512 tokens). Review lengths are drawn to look like IMDB after stop-word removal
-(log-normal, median 110 tokens).
+(log-normal, median 110 tokens). ``LSTMClassifier`` also runs under bf16 autocast (``trainer.precision=bf16-mixed``)
+against its fp32 row. No ``torch.compile`` row: the recurrence's Python loop over time steps and the batches'
+varying lengths make it recompile per shape, which no short run pays back.
 
     python benchmarks/bench_lstm.py [--quick]
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import torch
 from common import compare, device_kind, main_for, median_time, row
@@ -101,15 +105,17 @@ def review_batches(
     return batches
 
 
-def step_time(model: nn.Module, batches: list[tuple[torch.Tensor, ...]], repeats: int) -> float:
-    """Median seconds of one pass of Adam steps over ``batches``, divided by the number of batches."""
+def step_time(model: nn.Module, batches: list[tuple[torch.Tensor, ...]], repeats: int, bf16: bool = False) -> float:
+    """Median seconds of one pass of Adam steps over ``batches``, divided by the number of batches (``bf16``: the
+    forward and the loss under bf16 autocast, as Lightning's bf16-mixed)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-6)
     loss_fn = nn.CrossEntropyLoss()
     synchronize = torch.cuda.synchronize if batches[0][0].is_cuda else (lambda: None)
 
     def epoch() -> None:
         for tokens, lengths, labels in batches:
-            loss = loss_fn(model(tokens, lengths), labels)
+            with torch.autocast(tokens.device.type, dtype=torch.bfloat16) if bf16 else nullcontext():
+                loss = loss_fn(model(tokens, lengths), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -130,17 +136,20 @@ def run(quick: bool) -> list[dict]:
         baseline = f"{name}: nn.LSTM over the padded batch (lab baseline)"
         exact = f"{name}: LSTMClassifier"
         packed = f"{name}: nn.LSTM over packed sequences"
-        for label, model in (
-            (baseline, PaddedLSTM(**setting["net"])),
-            (exact, LSTMClassifier(VOCAB, num_classes=2, **setting["net"])),
-            (packed, PackedLSTM(**setting["net"])),
+        exact_bf16 = f"{name}: LSTMClassifier, bf16-mixed"
+        for label, model, bf16 in (
+            (baseline, PaddedLSTM(**setting["net"]), False),
+            (exact, LSTMClassifier(VOCAB, num_classes=2, **setting["net"]), False),
+            (packed, PackedLSTM(**setting["net"]), False),
+            (exact_bf16, LSTMClassifier(VOCAB, num_classes=2, **setting["net"]), True),
         ):
-            seconds = step_time(model.to(device), batches, 1 if quick else 3)
+            seconds = step_time(model.to(device), batches, 1 if quick else 3, bf16)
             rows.append(
                 row(NAME, label, setting["batch"] / seconds, f"reviews/s ({device_kind()})", note=note)
             )
         compare(rows, exact, baseline, better="higher")
         compare(rows, packed, baseline, better="higher")
+        compare(rows, exact_bf16, exact, better="higher")
     return rows
 
 

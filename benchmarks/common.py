@@ -2,7 +2,8 @@
 
 A benchmark module exposes ``run(quick: bool) -> list[dict]``; each row is a dict with ``benchmark``,
 ``measurement``, ``value``, ``unit`` and optionally ``baseline`` (the measurement it is compared with),
-``ratio`` (value over the baseline's, > 1 = faster for rates and = slower for times, see ``better``) and ``note``.
+``ratio`` (its speed vs the baseline: value over the baseline's value for rates, the inverse for times, so > 1 is
+faster; :func:`ratios_from_values` makes every table's ratio that quotient of the values shown) and ``note``.
 """
 
 from __future__ import annotations
@@ -82,6 +83,21 @@ def compare(rows: list[dict[str, Any]], measurement: str, baseline: str, better:
     by_name[measurement]["ratio"] = value / base if better == "higher" else base / value
 
 
+LOWER_IS_BETTER = {"s", "min"}  # units of times: a row's speed vs its baseline is the baseline's value over its own
+
+
+def ratios_from_values(rows: list[dict[str, Any]]) -> None:
+    """Make each row's ``ratio`` the quotient of the values printed beside it: its value over its baseline's (the
+    row named by ``baseline`` in the same benchmark), or the inverse for times, so > 1 is faster either way. A
+    ratio measured another way (e.g. the median of paired runs) lives in its own key and the note, not here."""
+    by_name = {(r.get("benchmark"), r.get("measurement")): r for r in rows}
+    for r in rows:
+        base = by_name.get((r.get("benchmark"), r.get("baseline")))
+        if base is None or not r.get("value") or not base.get("value"):
+            continue
+        r["ratio"] = base["value"] / r["value"] if r.get("unit") in LOWER_IS_BETTER else r["value"] / base["value"]
+
+
 def _number(value: Any) -> str:
     if isinstance(value, float):
         if value == 0 or 0.01 <= abs(value) < 1e6:
@@ -90,7 +106,7 @@ def _number(value: Any) -> str:
     return str(value)
 
 
-def _short(text: str, width: int = 70) -> str:
+def _short(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -121,11 +137,11 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """The same table as :func:`format_table`, in Markdown (for the README and docs/benchmarks)."""
-    lines = ["| benchmark | measurement | value | unit | vs baseline | baseline |", "|---|---|---:|---|---:|---|"]
+    lines = ["| benchmark | measurement | value | unit | vs baseline | baseline | note |", "|---|---|---:|---|---:|---|---|"]
     for r in rows:
         ratio = f"{r['ratio']:.3g}x" if isinstance(r.get("ratio"), (int, float)) else ""
         cells = [str(r.get("benchmark", "")), str(r.get("measurement", "")), _number(r.get("value", "")),
-                 str(r.get("unit", "")), ratio, str(r.get("baseline", "") or "")]
+                 str(r.get("unit", "")), ratio, str(r.get("baseline", "") or ""), str(r.get("note", "") or "")]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
     return "\n".join(lines)
 

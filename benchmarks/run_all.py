@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from common import (
     format_markdown,
     format_table,
     machine_info,
+    ratios_from_values,
     row,
     run_python,
     save_results,
@@ -42,6 +44,7 @@ README_BLOCK = re.compile(r"(<!-- bench:(cpu|gpu) -->\n)(.*?)(<!-- /bench -->)",
 QUICK_ARGS = {
     "cifar": ["--steps", "3", "--warmup", "1", "--loader-batches", "8", "--repeats", "1"],
     "imdb_preprocess": ["--baseline-reviews", "500"],
+    "epoch": ["--quick"],
 }
 
 
@@ -67,20 +70,18 @@ def rows_of(name: str, result: dict[str, Any]) -> list[dict[str, Any]]:
             ),
         ]
         for net, numbers in result.get("training", {}).items():
-            rows.append(row(name, f"train {net}: plain PyTorch loop", numbers.get("plain_images_per_s"), "images/s"))
-            rows.append(
-                row(
-                    name, f"train {net}: framework (Lightning)", numbers.get("framework_images_per_s"), "images/s",
-                    baseline=f"train {net}: plain PyTorch loop", ratio=numbers.get("framework_over_plain"),
-                )
-            )
+            plain = f"train {net}: plain PyTorch loop"
+            # every plain run (those taking turns with the framework and with the floor): the one baseline value
+            plain_runs = numbers.get("plain_runs", []) + numbers.get("floor_plain_runs", [])
+            rows.append(row(name, plain, statistics.median(plain_runs) if plain_runs else numbers.get(
+                "plain_images_per_s"), "images/s", note="median of every plain run"))
+            rows.append(paired(row(name, f"train {net}: framework (Lightning)", numbers.get("framework_images_per_s"),
+                                   "images/s", baseline=plain), numbers.get("framework_over_plain")))
             if "floor_over_plain" in numbers:  # Lightning's own cost: a bare LightningModule, same net and step
-                rows.append(
-                    row(
-                        name, f"train {net}: bare LightningModule (floor)", numbers["floor_images_per_s"], "images/s",
-                        baseline=f"train {net}: plain PyTorch loop", ratio=numbers["floor_over_plain"],
-                    )
-                )
+                rows.append(paired(row(name, f"train {net}: bare LightningModule (floor)", numbers["floor_images_per_s"],
+                                       "images/s", baseline=plain), numbers["floor_over_plain"]))
+        for net, numbers in result.get("variants", {}).items():
+            rows.extend(variant_rows(name, net, numbers))
         return rows
     if name == "imdb_preprocess":
         rows = [row(name, stage, seconds, "s") for stage, seconds in result.get("seconds", {}).items()]
@@ -90,6 +91,39 @@ def rows_of(name: str, result: dict[str, Any]) -> list[dict[str, Any]]:
                 r["note"] = f"{result.get('reviews')} reviews, vocabulary {result.get('vocab_size')}"
         return rows
     return [row(name, "(see its JSON)", None, "", note=str(sorted(result))[:60])]
+
+
+def paired(table_row: dict[str, Any], paired_ratio: float | None) -> dict[str, Any]:
+    """``table_row`` with the median of its paired runs' ratios kept apart from (and said in the note beside) the
+    ratio column, which is the quotient of the values shown."""
+    if paired_ratio is None:
+        return table_row
+    return {**table_row, "paired_ratio": paired_ratio, "note": f"median of paired runs' ratios {paired_ratio:.3g}x"}
+
+
+def variant_rows(name: str, net: str, numbers: dict[str, Any]) -> list[dict[str, Any]]:
+    """The precision rows of one CIFAR net: images/s per variant against fp32, achieved FLOP/s and % of peak."""
+    prefix = f"train {net} plain, batch {numbers['batch']}, {numbers['threads']} threads"
+    variants = numbers["variants"]
+    baseline = f"{prefix}: {next(iter(variants))}"
+    rows = []
+    for label, entry in variants.items():
+        note = f"{entry['achieved_flops'] / 1e9:.1f} GFLOP/s"
+        if "of_peak" in entry:
+            note += f" = {entry['of_peak']:.1%} of the {entry['peak_kind']} peak"
+        if entry.get("compile"):
+            note += f"; compiling: {entry['warmup_s']:.0f} s once"
+        measurement = f"{prefix}: {label}"
+        rows.append(row(name, measurement, entry["images_per_s"], "images/s", note=note,
+                        **({"baseline": baseline, "paired_ratio": entry["paired_ratio"]} if measurement != baseline
+                           else {})))
+    if "peak" in numbers:
+        for kind in ("fp32", "bf16"):
+            rows.append(row(name, f"peak {kind} ({numbers['threads']} cores)", numbers["peak"][f"{kind}_flops"] / 1e9,
+                            "GFLOP/s", note=numbers["peak"][kind]))
+    rows.append(row(name, f"train {net}: FLOPs per training image", numbers["training_flops_per_image"] / 1e6,
+                    "MFLOP", note="layer table's forward MACs x 2 FLOPs x 3 (forward + backward)"))
+    return rows
 
 
 def run_one(name: str, path: Path, quick: bool) -> dict[str, Any]:
@@ -144,6 +178,9 @@ def publish(results_file: Path, readme: Path, docs_dir: Path, commit: str) -> Pa
     where = machine.get("gpu") or f"{machine['cpu']}, {machine['cpu_count']} CPUs"
     body = (
         f"{format_markdown(payload['rows'])}\n\n"
+        "*vs baseline*: the row's value over its baseline row's value, both as printed (for times the baseline's over "
+        "the row's: > 1 is faster either way); where two contestants took turns, the median of the paired runs' "
+        "ratios is in the note.\n\n"
         f"`make bench` on {where} (load average {machine.get('load_average_1min', '?')} when it ended), torch "
         f"{machine['torch']}, commit {commit}, {payload['time']}; all numbers in "
         f"[`{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}`]"
@@ -180,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             table_rows.extend(rows_of(name, entry["result"]))
         else:
             table_rows.append(row(name, entry["status"], None, "", note=str(entry.get("note") or entry.get("error"))))
+    ratios_from_values(table_rows)
 
     machine = machine_info()
     where = machine["gpu"] or machine["cpu"]

@@ -22,7 +22,8 @@ def test_command_line_writes_table_and_json(tmp_path):
     out = tmp_path / "cifar.json"
     result = run_cli(
         ["benchmarks/bench_cifar.py", "--models", "simplenn", "--steps", "2", "--warmup", "1",
-         "--loader-batches", "2", "--repeats", "2", "--out", str(out)],
+         "--loader-batches", "2", "--repeats", "2", "--variant-steps", "1", "--variant-rounds", "2",
+         "--variant-warmup", "1", "--variant-batch", "8", "--no-compile", "--out", str(out)],
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
@@ -37,6 +38,17 @@ def test_command_line_writes_table_and_json(tmp_path):
     floor = [f / p for f, p in zip(training["floor_runs"], training["floor_plain_runs"])]
     assert len(floor) == 2 and training["floor_pair_ratios"] == pytest.approx(floor)
     assert training["floor_over_plain"] == pytest.approx(sum(floor) / 2)
+    # the precision rows: fp32 / channels_last / bf16-mixed taking turns, FLOPs from the layer table, % of peak
+    variants = json.loads(out.read_text())["variants"]["simplenn"]
+    assert list(variants["variants"]) == ["fp32", "fp32 + channels_last", "bf16-mixed", "bf16-mixed + channels_last"]
+    assert variants["training_flops_per_image"] == 6 * bench_cifar.forward_macs("simplenn") == 6 * 716_328
+    for entry in variants["variants"].values():
+        assert len(entry["runs"]) == 2 and entry["images_per_s"] == pytest.approx(sum(entry["runs"]) / 2)
+        assert entry["achieved_flops"] == pytest.approx(entry["images_per_s"] * variants["training_flops_per_image"])
+        if "peak" in variants:
+            assert entry["of_peak"] == pytest.approx(entry["achieved_flops"] / entry["peak_flops"])
+            assert entry["peak_flops"] == variants["peak"][f"{entry['peak_kind']}_flops"]
+    assert "bf16-mixed + channels_last" in result.stdout
 
 
 def test_taking_turns_charges_each_loop_its_own_time(monkeypatch):
@@ -60,3 +72,10 @@ def test_taking_turns_charges_each_loop_its_own_time(monkeypatch):
     plain_step, framework_step = args.batch_size / plain, args.batch_size / framework
     assert plain_step > slow
     assert plain_step - framework_step > 0.6 * slow
+
+
+def test_share_of_peak_arithmetic():
+    """ResNet-20: 40.55M forward MACs -> 243.3 MFLOP per training image; 1,000 images/s on a 10.65 TFLOP/s peak."""
+    flops = bench_cifar.training_flops_per_image(bench_cifar.forward_macs("resnet20"))
+    assert flops == 6 * 40_551_040
+    assert bench_cifar.of_peak(1_000.0, flops, 10_649.6e9) == pytest.approx(0.022846, rel=1e-4)

@@ -108,7 +108,7 @@ def test_peak_of_an_amx_cpu():
     peak = hardware.cpu_peak(cores=2, flags=AMX_CPU, ghz=2.6)
     assert peak.fp32 == pytest.approx(2 * 2.6e9 * 64)  # AVX-512: 2 FMA units x 16 lanes x 2
     assert peak.bf16 == pytest.approx(2 * 2.6e9 * 2048)  # AMX: 1,024 bf16 multiply-adds per cycle x 2
-    assert peak.derivation("bf16") == "2 cores x 2.60 GHz x 2,048 FLOP/cycle (AMX: 1,024 bf16 multiply-adds x 2)"
+    assert peak.derivation("bf16") == "2 cores x 2.60 GHz x 2,048 FLOP/cycle (AMX: 1,024 bf16 FMA x 2)"
 
 
 @pytest.mark.parametrize(

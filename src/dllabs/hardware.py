@@ -106,17 +106,17 @@ class Peak:
 def flops_per_cycle(flags: set[str]) -> tuple[int, str, int, str]:
     """(fp32 FLOPs per cycle per core, its unit, bf16 FLOPs per cycle per core, its unit) from the CPU flags."""
     if "avx512f" in flags:
-        fp32 = (64, "AVX-512: 2 FMA units x 16 fp32 lanes x 2")
+        fp32 = (64, "AVX-512: 2 FMA units x 16 lanes x 2")
     elif "avx2" in flags and "fma" in flags:
-        fp32 = (32, "AVX2: 2 FMA units x 8 fp32 lanes x 2")
+        fp32 = (32, "AVX2: 2 FMA units x 8 lanes x 2")
     else:
-        fp32 = (16, "SSE: 2 units x 4 fp32 lanes x 2")
+        fp32 = (16, "SSE: 2 units x 4 lanes x 2")
     if "amx_bf16" in flags:
-        bf16 = (2048, "AMX: 1,024 bf16 multiply-adds x 2")
+        bf16 = (2048, "AMX: 1,024 bf16 FMA x 2")
     elif "avx512_bf16" in flags:
-        bf16 = (128, "AVX512-BF16: 2 units x 16 lanes x 2 pairs x 2")
+        bf16 = (128, "AVX512-BF16: 2 x 16 lanes x 2 pairs x 2")
     else:
-        bf16 = (fp32[0], "no native bf16: the fp32 units")
+        bf16 = (fp32[0], "no native bf16: fp32 units")
     return fp32[0], fp32[1], bf16[0], bf16[1]
 
 
