@@ -37,7 +37,7 @@ gpu-assets: gpu-wheels  ## + the GPT-2 tokenizer files and WikiText-2 validation
 	cp $(DATA)/gpt2-tokenizer/vocab.json $(DATA)/gpt2-tokenizer/merges.txt $(DATA)/gpt2-tokenizer/tokenizer_config.json $(DATA)/gpt2-tokenizer/special_tokens_map.json .gpu_check/gpt2-tokenizer/
 	cp $(DATA)/wikitext-2-raw/wiki.valid.raw .gpu_check/
 
-reproduce: $(STAMP)  ## a lab's whole study: make reproduce LAB=lms  (ARGS="--dry-run" or ARGS="-- trainer=gpu")
+reproduce: $(STAMP)  ## a lab's whole study: make reproduce LAB=lms  (ARGS="--dry-run" or ARGS="-- trainer=gpu"; a tree with uncommitted code/config is refused unless ARGS=--allow-dirty)
 	$(PY) scripts/reproduce.py $(LAB) $(ARGS)
 
 analyze: $(STAMP)  ## layer table + histograms of a model: make analyze ARGS="model=resnet20"
