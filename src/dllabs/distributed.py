@@ -10,7 +10,7 @@ main process's callbacks. ``conf/trainer/ddp_spawn.yaml`` selects it.
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -42,10 +42,13 @@ class _CallbackStateLauncher(_MultiProcessingLauncher):
 class SpawnDDPStrategy(DDPStrategy):
     """``DDPStrategy(start_method="spawn")`` whose main process ends ``fit`` with rank 0's callback states."""
 
-    def __init__(self, start_method: str = "spawn", **kwargs: Any) -> None:
-        if start_method == "popen":
-            raise ValueError("SpawnDDPStrategy spawns its workers; use trainer=ddp for start_method=popen")
-        super().__init__(start_method=start_method, **kwargs)
+    def __init__(
+        self,
+        start_method: Literal["spawn", "fork", "forkserver"] = "spawn",  # popen re-runs the script: trainer=ddp
+        find_unused_parameters: bool = False,  # passed on to torch's DistributedDataParallel
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(start_method=start_method, find_unused_parameters=find_unused_parameters, **kwargs)
 
     def _configure_launcher(self) -> None:
         self._launcher = _CallbackStateLauncher(self, start_method=self._start_method)

@@ -1,9 +1,10 @@
 """The Hydra entry wrapper every command shares (train, eval, predict, analyze, generate).
 
-It checks the composed config before Hydra makes the run folder (:class:`ValidateConfig`, a Hydra callback
-listed in ``conf/hydra/default.yaml``), turns a user error (:class:`~dllabs.errors.DllabsError`, also when Hydra
-wraps it while instantiating) into one ``error:`` line and exit status 2, and sets up the console so that each
-message appears once. ``HYDRA_FULL_ERROR=1`` (or ``--verbose`` on the command line) shows the traceback instead.
+It checks every job's composed config before Hydra starts, so before any folder exists
+(:func:`~dllabs.launch_check.check_command_line`: values, Hydra's own errors, each member of a sweep), turns a
+user error (:class:`~dllabs.errors.DllabsError`, also when Hydra wraps it while instantiating) into one ``error:``
+line and exit status 2, and sets up the console so that each message appears once. ``HYDRA_FULL_ERROR=1`` (or
+``--verbose`` on the command line) shows the traceback instead; a bad config still stops before the run folder.
 """
 
 from __future__ import annotations
@@ -13,24 +14,21 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from dllabs.config_schema import validate_config
+from dllabs.config_schema import CONF_DIR
 from dllabs.errors import DllabsError
-from dllabs.pairings import check_pairing
+from dllabs.launch_check import check_command_line
 from dllabs.resolvers import register_resolvers
 
 log = logging.getLogger("dllabs")
 
-CONF_DIR = Path(os.environ.get("DLLABS_CONF_DIR", Path(__file__).resolve().parents[2] / "conf"))
 VERBOSE_FLAG = "--verbose"
 
 
@@ -54,22 +52,6 @@ def user_error(err: BaseException) -> DllabsError | None:
 def exit_with(err: DllabsError) -> NoReturn:
     print(f"error: {err}", file=sys.stderr)
     sys.exit(2)
-
-
-class ValidateConfig(Callback):
-    """Hydra callback: check every value of the composed config before the job starts and its folder is made.
-
-    A sweep's members differ in their overrides, so each member is checked again when it starts (``cli.train``).
-    """
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            validate_config(config)
-            check_pairing(CONF_DIR, OmegaConf.select(config, "hydra.runtime.choices") or {})
-        except DllabsError as err:
-            if full_errors():
-                raise
-            exit_with(err)
 
 
 _LIGHTNING_TIPS = "💡 Tip:"  # Lightning's adverts for its cloud products (litlogger, litmodels)
@@ -114,6 +96,12 @@ def hydra_main(task_function: Callable[[DictConfig], Any], config_name: str) -> 
     if VERBOSE_FLAG in sys.argv:
         sys.argv.remove(VERBOSE_FLAG)
         os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        check_command_line(config_name, sys.argv[1:])
+    except DllabsError as err:
+        if full_errors():
+            raise
+        exit_with(err)
 
     def guarded(cfg: DictConfig) -> Any:
         try:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_type_hints
 
 import torch
+from annotated_types import Ge
+from pydantic import ConfigDict
 from torch import nn
+from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
 
+from dllabs.config_types import AtLeast0, AtLeast1, Positive, UnitFraction
 from dllabs.entry import hydra_main
 from dllabs.errors import ConfigError
 
@@ -22,14 +26,14 @@ class GenerationSettings:
     continuation together, as the lab's ``max_length=100``) replaces ``max_new_tokens`` when set.
     """
 
-    max_new_tokens: int = 50
-    max_length: int | None = None
+    max_new_tokens: AtLeast1 = 50
+    max_length: Annotated[int, Ge(2)] | None = None
     do_sample: bool = False
-    temperature: float = 1.0
-    top_k: int = 50
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    num_return_sequences: int = 1
+    temperature: Positive = 1.0
+    top_k: AtLeast0 = 50
+    top_p: UnitFraction = 1.0
+    repetition_penalty: Positive = 1.0
+    num_return_sequences: AtLeast1 = 1
     seed: int | None = 0
 
     def generate_kwargs(self) -> dict[str, Any]:
@@ -50,6 +54,15 @@ class GenerationSettings:
         elif self.num_return_sequences > 1:
             raise ConfigError("num_return_sequences > 1 needs do_sample=true (greedy decoding gives one answer)")
         return kwargs
+
+
+# Settings a config overrides (callbacks.text_samples.generation): the fields above, each null = keep the default
+GenerationOverrides = TypedDict(
+    "GenerationOverrides",
+    {name: hint | None for name, hint in get_type_hints(GenerationSettings, include_extras=True).items()},
+    total=False,
+)
+GenerationOverrides.__pydantic_config__ = ConfigDict(extra="forbid")
 
 
 @torch.no_grad()

@@ -16,6 +16,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from dllabs.config_types import NonNegative
+
 
 def penalized_parameters(module: nn.Module) -> list[torch.Tensor]:
     """The trainable parameters a penalty applies to: weights with at least two dimensions."""
@@ -25,7 +27,7 @@ def penalized_parameters(module: nn.Module) -> list[torch.Tensor]:
 class WeightPenalty(ABC):
     """``strength * sum(term(w))`` over the non-bias weights of a module; subclasses define ``term``."""
 
-    def __init__(self, strength: float) -> None:
+    def __init__(self, strength: NonNegative) -> None:
         self.strength = float(strength)
 
     @abstractmethod

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
+from annotated_types import Ge, Le
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
-from dllabs.errors import ConfigError
+from dllabs.config_types import AtLeast0, AtLeast1, OpenFraction, Positive
 
 
 def _with_warmup(factor: Callable[[int], float], warmup_steps: int) -> Callable[[int], float]:
@@ -28,7 +30,7 @@ def _lambda(optimizer: Optimizer, factor: Callable[[int], float], warmup_steps: 
     return LambdaLR(optimizer, _with_warmup(factor, int(warmup_steps)))
 
 
-def constant(optimizer: Optimizer, *, total_steps: int, steps_per_epoch: int, warmup_steps: int = 0) -> LRScheduler:
+def constant(optimizer: Optimizer, *, total_steps: int, steps_per_epoch: int, warmup_steps: AtLeast0 = 0) -> LRScheduler:
     """Fixed learning rate (after the warm-up)."""
     return _lambda(optimizer, lambda step: 1.0, warmup_steps)
 
@@ -38,9 +40,9 @@ def step(
     *,
     total_steps: int,
     steps_per_epoch: int,
-    step_epochs: int = 5,
-    gamma: float = 0.5,
-    warmup_steps: int = 0,
+    step_epochs: AtLeast1 = 5,
+    gamma: Positive = 0.5,
+    warmup_steps: AtLeast0 = 0,
 ) -> LRScheduler:
     """Multiply the learning rate by ``gamma`` every ``step_epochs`` epochs."""
     every = max(1, int(step_epochs) * steps_per_epoch)
@@ -52,13 +54,11 @@ def multistep(
     *,
     total_steps: int,
     steps_per_epoch: int,
-    milestones: Sequence[float] = (0.5, 0.75),
-    gamma: float = 0.1,
-    warmup_steps: int = 0,
+    milestones: Sequence[OpenFraction] = (0.5, 0.75),
+    gamma: Positive = 0.1,
+    warmup_steps: AtLeast0 = 0,
 ) -> LRScheduler:
     """Multiply by ``gamma`` at each milestone, given as a fraction of the whole run (0.5 = half-way)."""
-    if any(not 0.0 < m < 1.0 for m in milestones):
-        raise ConfigError(f"scheduler.milestones={list(milestones)}: fractions of the run, each in (0, 1)")
     at = sorted(round(m * total_steps) for m in milestones)
     return _lambda(optimizer, lambda s: gamma ** sum(s >= m for m in at), warmup_steps)
 
@@ -68,8 +68,8 @@ def cosine(
     *,
     total_steps: int,
     steps_per_epoch: int,
-    min_factor: float = 0.0,
-    warmup_steps: int = 0,
+    min_factor: Annotated[float, Ge(0), Le(1)] = 0.0,
+    warmup_steps: AtLeast0 = 0,
 ) -> LRScheduler:
     """Cosine decay from the base rate to ``min_factor`` times it over the steps after the warm-up."""
     span = max(1, total_steps - int(warmup_steps))
@@ -86,8 +86,8 @@ def linear(
     *,
     total_steps: int,
     steps_per_epoch: int,
-    end_factor: float = 0.0,
-    warmup_steps: int = 0,
+    end_factor: Annotated[float, Ge(0), Le(1)] = 0.0,
+    warmup_steps: AtLeast0 = 0,
 ) -> LRScheduler:
     """Linear decay to ``end_factor`` times the base rate after the warm-up (the transformers default)."""
     span = max(1, total_steps - int(warmup_steps))
@@ -104,9 +104,9 @@ def onecycle(
     *,
     total_steps: int,
     steps_per_epoch: int,
-    pct_start: float = 0.25,
-    div_factor: float = 25.0,
-    final_div_factor: float = 1e4,
+    pct_start: OpenFraction = 0.25,
+    div_factor: Positive = 25.0,
+    final_div_factor: Positive = 1e4,
 ) -> LRScheduler:
     """Smith's one-cycle policy peaking at the optimizer's configured learning rate."""
     peaks = [group["lr"] for group in optimizer.param_groups]

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from dllabs.errors import ConfigError
 
+MSEConvention = Literal["mean", "half_mean"]  # model.mse of RegressionTask
 MSE_SCALES = {"mean": 1.0, "half_mean": 0.5}
 MSE_DEFINITIONS = {
     "mean": "MSE = mean over samples of (d - y)^2",

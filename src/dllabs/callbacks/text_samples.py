@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dllabs.callbacks.results import ResultsCallback
-from dllabs.generation import generate, settings_from
+from dllabs.generation import GenerationOverrides, generate, settings_from
 
 log = logging.getLogger("dllabs")
 
@@ -30,7 +30,7 @@ class TextSamples(ResultsCallback):
     Runs whose data module has no tokenizer are skipped with a warning.
     """
 
-    def __init__(self, prompts: Sequence[str] = (LAB_PROMPT,), generation: Mapping[str, Any] | None = None,
+    def __init__(self, prompts: Sequence[str] = (LAB_PROMPT,), generation: GenerationOverrides | None = None,
                  before: bool = True) -> None:
         self.prompts = [str(prompt) for prompt in _plain(prompts) or []]
         self.settings = settings_from(dict(_plain(generation) or {}))

@@ -14,12 +14,14 @@ import tarfile
 import tempfile
 import urllib.error
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from dllabs.config_types import AtLeast0, AtLeast1
 from dllabs.data.cifar_inputs import cifar_prediction_data, load_cifar_batch
 from dllabs.data.image_dataset import ImageTensorDataset
 from dllabs.data.prediction import PredictionData
@@ -153,25 +155,21 @@ class CIFAR10DataModule(L.LightningDataModule):
     def __init__(
         self,
         data_dir: str = "data",
-        batch_size: int = 128,
-        eval_batch_size: int = 100,
-        val_size: int = 5000,
-        train_subset: int | None = None,
+        batch_size: AtLeast1 = 128,
+        eval_batch_size: AtLeast1 = 100,
+        val_size: AtLeast1 = 5000,
+        train_subset: AtLeast1 | None = None,
         split_seed: int = 0,
-        augment: str = "none",
-        loader: str = "standard",
+        augment: Literal["none", "crop_flip"] = "none",
+        loader: Literal["standard", "device"] = "standard",
         device: str = "auto",
         channels_last: bool = False,
-        num_workers: int = 2,
+        num_workers: AtLeast0 = 2,
         pin_memory: bool = True,
         download: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if augment not in ("none", "crop_flip"):
-            raise ConfigError(f"data.augment={augment!r} is unknown; use 'none' or 'crop_flip'")
-        if loader not in ("standard", "device"):
-            raise ConfigError(f"data.loader={loader!r} is unknown; use 'standard' or 'device'")
         self.save_hyperparameters()
         self.data_dir = data_dir
         self.batch_size = batch_size

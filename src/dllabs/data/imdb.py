@@ -17,21 +17,23 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import numpy as np
 import torch
+from annotated_types import Ge, Predicate
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from dllabs.config_types import AtLeast0, AtLeast1
 from dllabs.data.corpus import CACHE_FORMAT, Corpus, build_corpus
 from dllabs.data.imdb_sources import (
     ARCHIVE,
     FOLDER,
     URL,
     Source,
-    check_source,
+    SourceName,
     download_archive,
     find_source,
     read_reviews,
@@ -40,11 +42,19 @@ from dllabs.data.prediction import PredictionData
 from dllabs.data.review_inputs import read_review_inputs
 from dllabs.data.sampling import seeded_loader
 from dllabs.data.text import PAD_ID, UNK_ID, Vocabulary, encode_all, english_stopwords, tokenize_all
-from dllabs.errors import CheckpointMismatchError, ConfigError, DatasetNotFoundError
+from dllabs.errors import CheckpointMismatchError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
 
 CLASSES = ("negative", "positive")
+
+
+def three_fractions(split: Sequence[float]) -> bool:
+    """three fractions in (0, 1) for train, val, test that add up to 1."""
+    return len(split) == 3 and all(0 < part < 1 for part in split) and abs(sum(split) - 1.0) <= 1e-6
+
+
+SplitFractions = Annotated[Sequence[float], Predicate(three_fractions)]
 
 
 class EncodedReviews(Dataset):
@@ -104,32 +114,22 @@ class IMDBDataModule(L.LightningDataModule):
     def __init__(
         self,
         data_dir: str = "data",
-        batch_size: int = 96,
-        eval_batch_size: int | None = None,
-        max_length: int | None = 256,
-        min_freq: int = 5,
-        max_vocab_size: int = 40_000,
-        split: Sequence[float] = (0.7, 0.1, 0.2),
+        batch_size: AtLeast1 = 96,
+        eval_batch_size: AtLeast1 | None = None,
+        max_length: AtLeast1 | None = 256,
+        min_freq: AtLeast1 = 5,
+        max_vocab_size: Annotated[int, Ge(3)] = 40_000,
+        split: SplitFractions = (0.7, 0.1, 0.2),
         split_seed: int = 12,
         seed: int = 0,
-        source: str = "auto",
+        source: SourceName = "auto",
         download: bool = True,
         cache_dir: str | None = None,
-        num_workers: int = 0,
+        num_workers: AtLeast0 = 0,
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
         fractions = [float(f) for f in split]
-        if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-6:
-            raise ConfigError(
-                f"data.split needs three positive fractions (train, val, test) summing to 1; got {split}"
-            )
-        if max_length is not None and max_length < 1:
-            raise ConfigError(f"data.max_length must be >= 1 (or null for no truncation); got {max_length}")
-        if min_freq < 1 or max_vocab_size < 3:
-            raise ConfigError(
-                f"data.min_freq must be >= 1 and data.max_vocab_size >= 3; got {min_freq}, {max_vocab_size}"
-            )
         self.data_dir = Path(data_dir)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -139,7 +139,7 @@ class IMDBDataModule(L.LightningDataModule):
         self.split_fractions = fractions
         self.split_seed = split_seed
         self.seed = seed
-        self.source = check_source(source)
+        self.source = source
         self.download = download
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.num_workers = num_workers

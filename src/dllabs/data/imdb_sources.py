@@ -14,7 +14,7 @@ import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -26,7 +26,8 @@ ARCHIVE_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
 CSV_NAMES = ("IMDB Dataset.csv", "IMDB Dataset.csv.gz")
 FOLDER = "aclImdb"
 LABELS = {"negative": 0, "positive": 1, "neg": 0, "pos": 1}
-SOURCES = ("auto", "csv", "aclimdb", "archive")
+SourceName = Literal["auto", "csv", "aclimdb", "archive"]  # data.source: where to look for the reviews
+SOURCES = get_args(SourceName)
 _MEMBER = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/([^/]+\.txt)$")
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated, Literal
 
 import lightning as L
 import numpy as np
 import torch
+from annotated_types import Ge
 from torch.utils.data import DataLoader, TensorDataset
 
+from dllabs.config_types import AtLeast0, NonNegative
 from dllabs.data.sampling import seeded_loader
 from dllabs.errors import ConfigError, CorruptDataError, DatasetNotFoundError
 
@@ -168,15 +171,15 @@ class LMSDataModule(L.LightningDataModule):
         self,
         data_dir: str = ".",
         path: str | None = None,
-        num_samples: int = 100,
-        noise_std: float = 0.01,
+        num_samples: Annotated[int, Ge(2)] = 100,
+        noise_std: NonNegative = 0.01,
         true_weights: Sequence[float] = (1.0, 1.0, -2.0),
         seed: int = 0,
-        val_size: int = 0,
+        val_size: AtLeast0 = 0,
         shuffle: bool = False,
-        add_bias: str = "auto",
+        add_bias: bool | Literal["auto"] = "auto",
         target_column: str = "d",
-        num_workers: int = 0,
+        num_workers: AtLeast0 = 0,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)

@@ -17,24 +17,39 @@ Protocols (how lines become training examples):
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import lightning as L
 import torch
+from annotated_types import Ge
+from pydantic import ConfigDict
 from torch.utils.data import DataLoader, Dataset
+from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
 
+from dllabs.config_types import AtLeast0, AtLeast1, UnitFraction
 from dllabs.errors import ConfigError, CorruptDataError, DatasetNotFoundError
 from dllabs.lm.perplexity import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("lab", "dynamic", "packed")
 SPLIT_FILES = {"train": "wiki.train.raw", "validation": "wiki.valid.raw", "test": "wiki.test.raw"}
 SPLIT_ALIASES = {"valid": "validation", "val": "validation"}
 DEFAULT_SPLITS = {"train": "train", "val": "validation", "test": "test"}
+
+
+SplitName = Literal["train", "validation", "valid", "val", "test"]
+
+
+class SplitRoles(TypedDict, total=False):
+    """data.splits: which dataset split plays each role."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # a role other than these is refused before the run
+    train: SplitName
+    val: SplitName
+    test: SplitName
 
 
 def canonical_split(name: str) -> str:
@@ -109,33 +124,22 @@ class WikiTextDataModule(L.LightningDataModule):
         self,
         data_dir: str | Path = "data",
         tokenizer: str | None = "gpt2",
-        protocol: str = "lab",
-        block_size: int = 1024,
-        fraction: float = 1.0,
-        batch_size: int = 8,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        source: str = "auto",
+        protocol: Literal["lab", "dynamic", "packed"] = "lab",
+        block_size: Annotated[int, Ge(2)] = 1024,
+        fraction: UnitFraction = 1.0,
+        batch_size: AtLeast1 = 8,
+        eval_batch_size: AtLeast1 | None = None,
+        num_workers: AtLeast0 = 0,
+        source: Literal["auto", "files", "saved", "hub"] = "auto",
         subdir: str = "wikitext-2-raw",
         hub_name: str = "Salesforce/wikitext",
         hub_config: str = "wikitext-2-raw-v1",
-        splits: Mapping[str, str] | None = None,
+        splits: SplitRoles | None = None,
         local_files_only: bool = False,
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
-        if protocol not in PROTOCOLS:
-            raise ConfigError(f"data.protocol must be one of {PROTOCOLS}, got {protocol!r}")
-        if not 0.0 < float(fraction) <= 1.0:
-            raise ConfigError(f"data.fraction must be in (0, 1], got {fraction}")
-        if int(block_size) < 2:
-            raise ConfigError(f"data.block_size must be at least 2 tokens, got {block_size}")
-        if source not in ("auto", "files", "saved", "hub"):
-            raise ConfigError(f"data.source must be auto, files, saved or hub, got {source!r}")
         roles = dict(DEFAULT_SPLITS, **dict(splits or {}))
-        unknown = set(roles) - set(DEFAULT_SPLITS)
-        if unknown:
-            raise ConfigError(f"data.splits has unknown roles {sorted(unknown)}; use train, val, test")
         self.roles = {role: canonical_split(split) for role, split in roles.items()}
         self.data_dir = Path(data_dir).expanduser()
         self.tokenizer_name = tokenizer

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import torch
+from annotated_types import Predicate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
@@ -32,11 +34,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def hub_name_or_folder(name: str) -> bool:
+    """a hub name (e.g. gpt2) or an existing folder written by save_pretrained."""
+    return not name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
+
+
 def causal_lm(
-    pretrained: str | None = "gpt2",
+    pretrained: Annotated[str, Predicate(hub_name_or_folder)] | None = "gpt2",
     architecture: Mapping[str, Any] | None = None,
     finetune: Mapping[str, Any] | None = None,
-    dtype: str | None = None,
+    dtype: Literal["float32", "float64", "float16", "bfloat16", "auto"] | None = None,
     local_files_only: bool = False,
 ) -> nn.Module:
     """The model to train.

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from dllabs.config_types import AtLeast1
 from dllabs.errors import ConfigError
 
 
@@ -21,7 +22,7 @@ class LinearFilter(nn.Module):
     PyTorch's default ``nn.Linear`` initialisation.
     """
 
-    def __init__(self, in_features: int = 3, initial_weights: Sequence[float] | None = None) -> None:
+    def __init__(self, in_features: AtLeast1 = 3, initial_weights: Sequence[float] | None = None) -> None:
         super().__init__()
         self.linear = nn.Linear(in_features, 1, bias=False)
         if initial_weights is not None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge
 from torch import nn
 
+from dllabs.config_types import AtLeast0, AtLeast1, DropRate, Positive
 from dllabs.errors import ConfigError
-
-POOLINGS = ("last", "max", "mean")
-INITS = ("default", "template")
 
 
 def reverse_within_lengths(sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -92,29 +93,19 @@ class LSTMClassifier(nn.Module):
 
     def __init__(
         self,
-        vocab_size: int,
-        embedding_dim: int = 1,
-        hidden_size: int = 100,
-        num_layers: int = 1,
+        vocab_size: Annotated[int, Ge(3)],
+        embedding_dim: AtLeast1 = 1,
+        hidden_size: AtLeast1 = 100,
+        num_layers: AtLeast1 = 1,
         bidirectional: bool = False,
-        dropout: float = 0.0,
-        num_classes: int = 2,
-        pooling: str = "last",
-        padding_idx: int = 0,
-        embedding_init_std: float | None = None,
-        init: str = "default",
+        dropout: DropRate = 0.0,
+        num_classes: AtLeast1 = 2,
+        pooling: Literal["last", "max", "mean"] = "last",
+        padding_idx: AtLeast0 = 0,
+        embedding_init_std: Positive | None = None,
+        init: Literal["default", "template"] = "default",
     ) -> None:
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ConfigError(f"model.net.pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"model.net.dropout must be in [0, 1); got {dropout}")
-        if init not in INITS:
-            raise ConfigError(f"model.net.init must be one of {', '.join(INITS)}; got {init!r}")
-        if embedding_init_std is not None and not embedding_init_std > 0:
-            raise ConfigError(
-                f"model.net.embedding_init_std must be > 0 (or null for PyTorch's N(0, 1)); got {embedding_init_std}"
-            )
         if embedding_init_std is not None and init != "default":
             raise ConfigError(
                 f"model.net.embedding_init_std={embedding_init_std} and model.net.init={init} both set the word "

@@ -19,15 +19,24 @@ are initialised as in He et al. 2015 (normal, std ``sqrt(2 / fan_in)``), as in t
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Predicate
 from torch import nn
 
-from dllabs.errors import ConfigError
+from dllabs.config_types import AtLeast1
 
 Shortcut = Literal["A", "B"]
+
+
+def six_n_plus_two(depth: int) -> bool:  # its docstring is the error message's "must be ..."
+    """6n+2 with n >= 1 (20, 32, 44, 56, 110)."""
+    return depth >= 8 and (depth - 2) % 6 == 0
+
+
+Depth = Annotated[int, Predicate(six_n_plus_two)]
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -90,23 +99,13 @@ class ResNet(nn.Module):
 
     def __init__(
         self,
-        depth: int = 20,
+        depth: Depth = 20,
         shortcut: Shortcut = "A",
-        num_classes: int = 10,
-        in_channels: int = 3,
-        width: int = 16,
+        num_classes: AtLeast1 = 10,
+        in_channels: AtLeast1 = 3,
+        width: AtLeast1 = 16,
     ) -> None:
         super().__init__()
-        if depth < 8 or (depth - 2) % 6 != 0:
-            raise ConfigError(
-                f"ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110), got {depth}; "
-                "set model.net.depth to one of those."
-            )
-        shortcut = str(shortcut).upper()
-        if shortcut not in ("A", "B"):
-            raise ConfigError(
-                f"ResNet shortcut must be 'A' or 'B', got {shortcut!r}; set model.net.shortcut=A or B."
-            )
         self.depth = depth
         self.shortcut = shortcut
         blocks_per_stage = (depth - 2) // 6

@@ -6,20 +6,20 @@ conv 5x5 3->8 (no padding), pool 2, conv 3x3 8->16, pool 2, FC 576->120->84->10:
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
-from dllabs.errors import ConfigError
-from dllabs.nets.activations import make_activation
-
-NORMS = ("none", "batchnorm")
+from dllabs.config_types import AtLeast1
+from dllabs.nets.activations import Activation, make_activation
 
 
 class SimpleNN(nn.Module):
-    def __init__(self, num_classes: int = 10, norm: str = "none", activation: str = "relu") -> None:
+    def __init__(
+        self, num_classes: AtLeast1 = 10, norm: Literal["none", "batchnorm"] = "none", activation: Activation = "relu"
+    ) -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ConfigError(f"model.net.norm={norm}: choose one of {', '.join(NORMS)}")
 
         def conv_block(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
             layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel)]

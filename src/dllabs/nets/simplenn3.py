@@ -8,9 +8,13 @@ the lab text puts one after the last FC too, which clips the logits, so that one
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from annotated_types import Ge
 from torch import nn
 
+from dllabs.config_types import AtLeast1
 from dllabs.errors import ConfigError
 from dllabs.nets import layers
 
@@ -40,10 +44,10 @@ class SimpleNN3(nn.Module):
 
     def __init__(
         self,
-        num_classes: int = 10,
-        in_channels: int = 3,
-        input_size: int = 32,
-        hidden: int = 32,
+        num_classes: AtLeast1 = 10,
+        in_channels: AtLeast1 = 3,
+        input_size: Annotated[int, Ge(16)] = 32,
+        hidden: AtLeast1 = 32,
         conv_bias: bool = False,
         builtin_layers: bool = False,
         relu_on_logits: bool = False,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated, ClassVar
+
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from dllabs.config_types import DropRate
 from dllabs.errors import ConfigError
 from dllabs.tasks.base import BaseTask, OptimizerFactory, Regularizer, SchedulerFactory
 
@@ -20,14 +24,19 @@ class ClassificationTask(BaseTask):
     the mean of the logits of each image and of its horizontal mirror; training is unchanged.
     """
 
+    # what this task logs (the choices of optimized_metric, checked before a run starts)
+    logged_metrics: ClassVar[tuple[str, ...]] = (
+        "train/loss", "train/loss_step", "train/acc", "train/penalty", "val/loss", "val/acc", "test/loss", "test/acc"
+    )
+
     def __init__(
         self,
         net: nn.Module,
-        num_classes: int,
+        num_classes: Annotated[int, Ge(2)],
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         regularizer: Regularizer | None = None,
-        label_smoothing: float = 0.0,
+        label_smoothing: DropRate = 0.0,
         tta_flip: bool = False,
     ) -> None:
         super().__init__(optimizer, scheduler, regularizer)

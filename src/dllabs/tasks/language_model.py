@@ -7,6 +7,7 @@ What the lab reports beyond that (perplexity before training and per epoch, samp
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -24,6 +25,10 @@ class LanguageModelTask(BaseTask):
     ``test/ppl_lab_maskcount``: the same summed NLL divided by the attention-mask count, which also counts the
     first token of every example (never predicted), so it is lower than the exact number.
     """
+
+    logged_metrics: ClassVar[tuple[str, ...]] = tuple(  # the optimized_metric choices
+        f"{role}/{name}" for role in ("val", "test") for name in ("loss", "ppl", "ppl_lab_maskcount")
+    ) + ("train/loss", "train/loss_step", "train/loss_epoch", "train/ppl")
 
     def __init__(
         self,

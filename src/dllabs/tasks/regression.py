@@ -14,15 +14,19 @@ What the lab reports (the Wiener solution, the MSE history, the figures) is the
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from dllabs.analysis.lms import MSE_SCALES, check_convention
+from dllabs.analysis.lms import MSE_SCALES, MSEConvention
 from dllabs.tasks.base import BaseTask, OptimizerFactory, Regularizer, SchedulerFactory
 
 
 class RegressionTask(BaseTask):
     """Fit ``net`` to targets with one optimizer step per sample; batches are ``(inputs, targets)``."""
+
+    logged_metrics: ClassVar[tuple[str, ...]] = ("train/mse", "val/mse", "test/mse")  # the optimized_metric choices
 
     def __init__(
         self,
@@ -30,13 +34,13 @@ class RegressionTask(BaseTask):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         regularizer: Regularizer | None = None,
-        mse: str = "mean",
+        mse: MSEConvention = "mean",
     ) -> None:
         super().__init__(optimizer, scheduler, regularizer)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "regularizer"])
         self.automatic_optimization = False
         self.net = net
-        self.mse_convention = check_convention(mse)
+        self.mse_convention = mse
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.net(inputs)
