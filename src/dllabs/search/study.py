@@ -16,6 +16,7 @@ the study through the same storage.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import zlib
@@ -28,7 +29,9 @@ from hydra.utils import instantiate
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
+log = logging.getLogger(__name__)
 # the job's trial: storage, study name, trial id (Optuna's), set per job by the sweeper
+LOCK_GRACE_S = 120  # a lock file older than this was left by a dead worker (a held one lives well under a second)
 PRUNED_AT = "pruned_at_epoch"  # the trial's user attribute the pruning callback sets; the sweeper reads it
 TRIAL_ENV = ("DLLABS_OPTUNA_STORAGE", "DLLABS_OPTUNA_STUDY", "DLLABS_OPTUNA_TRIAL_ID")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
@@ -84,16 +87,19 @@ def make_pruner(spec: Any) -> optuna.pruners.BasePruner:
 @contextlib.contextmanager
 def ask_lock(storage: str, rdb: optuna.storages.BaseStorage | None = None) -> Iterator[None]:
     """Held while a worker counts the study's trials and asks for one, so that workers together stop at exactly
-    ``n_trials``: a lock file beside a SQLite or journal file (Optuna's, safe on NFS, broken after 30 s when its
-    holder died), a PostgreSQL advisory lock for a PostgreSQL storage; none for other databases."""
+    ``n_trials``: a lock file beside a SQLite or journal file (Optuna's, safe on NFS, broken after ``LOCK_GRACE_S``
+    when its holder died), a PostgreSQL advisory lock for a PostgreSQL storage; none for other databases."""
     if is_journal(storage) or storage.startswith("sqlite:///"):
         path = storage if is_journal(storage) else storage.removeprefix("sqlite:///")
-        lock = JournalFileOpenLock(str(Path(path).expanduser()) + ".ask")
+        lock = JournalFileOpenLock(str(Path(path).expanduser()) + ".ask", grace_period=LOCK_GRACE_S)
         lock.acquire()
         try:
             yield
         finally:
-            lock.release()
+            try:
+                lock.release()
+            except RuntimeError:  # held past the grace period (a machine too busy): another worker broke it
+                log.warning("the ask lock of %s was broken by another worker after %d s", path, LOCK_GRACE_S)
     elif storage.startswith("postgresql") and isinstance(rdb, RDBStorage):
         key = zlib.crc32(b"dllabs-optuna-ask")
         with rdb.engine.connect() as connection:
