@@ -239,7 +239,8 @@ LABS: dict[str, Lab] = {lab.name: lab for lab in (
             report("l1_vs_l2_weights", "scripts/compare_weights.py", "{lab}/l1_vs_l2/0", "{lab}/l1_vs_l2/1",
                    "--labels", "L1", "L2", "--out", "{lab}/l1_vs_l2/weights.png", needs=("l1_vs_l2",)),
         ),
-        experiments={"simplenn_robust": ""}, sweeps=tuple(f"robust_{name}" for name in ROBUST_STUDIES),
+        experiments={"simplenn_robust": ""},
+        sweeps=(*(f"robust_{name}" for name in ROBUST_STUDIES), "optuna_simplenn_budget"),
         metrics=ACC,
     ),
     Lab(
