@@ -110,6 +110,8 @@ def test_good_command_lines_pass(tmp_path):
     for args in ([], ["experiment=lms"], ["-m", "experiment=lms", "optimizer.lr=0.01,0.05"],
                  ["experiment=gpt2_lora", "+finetune.use_rslora=true"], ["trainer=ddp_spawn"]):
         check_command_line("train", [*args, f"hydra.run.dir={tmp_path}/run"])
+    for command, args in (("analyze", []), ("eval", ["run_dir=."]), ("generate", ["model.pretrained=gpt2"])):
+        check_command_line(command, args)  # other commands' configs (analyze names its folder from ${hydra:...})
     assert not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match=r"^optimizer\.lr=-1: must be a number > 0 \(sweep job 1 of 2"):
         check_command_line("train", ["-m", "experiment=lms", "optimizer.lr=0.01,-1"])

@@ -22,7 +22,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from dllabs.config_schema import CONF_DIR, validate_config
 from dllabs.errors import ConfigError
@@ -102,11 +102,12 @@ def _check_job(command: str, overrides: list[str], number: int | None) -> None:
     cfg = compose(command, overrides, return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.cwd = os.getcwd()
-        if number is None:
-            cfg.hydra.runtime.output_dir = str(Path(cfg.hydra.run.dir).absolute())
-        else:
+        if number is not None:
             cfg.hydra.job.num = number
-            cfg.hydra.runtime.output_dir = str((Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)).absolute())
+    HydraConfig.instance().set_config(cfg)  # the folder's name may read ${hydra:...} (analyze's task_name)
+    with read_write(cfg.hydra), open_dict(cfg):  # set_config made the hydra node read-only
+        run = cfg.hydra.run.dir if number is None else Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+        cfg.hydra.runtime.output_dir = str(Path(run).absolute())
     HydraConfig.instance().set_config(cfg)
     validate_config(cfg)
     check_pairing(CONF_DIR, OmegaConf.select(cfg, "hydra.runtime.choices") or {})
