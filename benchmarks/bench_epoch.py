@@ -1,9 +1,9 @@
 """A whole ``resnet20_fast`` epoch: ``train.py`` (the framework, every callback and logger of the experiment) against
 a plain PyTorch loop doing the same work, on the same CIFAR-format files.
 
-The same work: ResNet-20, SGD (lr 0.2, Nesterov, weight decay 5e-4) with warm-up + cosine stepped per batch,
-label-smoothed cross-entropy, the device loader's crop + flip, an EMA of the weights (``AveragedModel``, decay
-0.999, buffers too) updated every step, validation of the EMA net with flip TTA (mean of the logits of each image
+The same work, with the experiment's values (read from its composed config): ResNet-20, SGD with warm-up + cosine
+stepped per batch, label-smoothed cross-entropy, the device loader's crop + flip, an EMA of the weights
+(``AveragedModel``, buffers too) updated every step, validation of the EMA net with flip TTA (mean of the logits of each image
 and its mirror), a loss scalar to TensorBoard every 50 steps and the epoch's metrics, one checkpoint per epoch;
 the experiment's precision and ``channels_last``. The framework is the real command, ``python train.py
 experiment=<name>`` (with its checkpoints, progress bar, LR monitor, HParams row, ...) on generated files of
@@ -31,14 +31,16 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
-import yaml
 from common import ROOT, format_table, row, run_python, save_results
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.tensorboard import SummaryWriter
 
 from dllabs.data.cifar10 import MEAN, STD, load_split
 from dllabs.data.device_loader import DeviceLoader
 from dllabs.nets.resnet import ResNet
+from dllabs.resolvers import register_resolvers
 
 NAME = "epoch"
 FULL_TRAIN, FULL_VAL = 45_000, 5_000  # CIFAR-10's training split and validation split
@@ -67,23 +69,20 @@ class EpochTimer(L.Callback):
 
 
 def experiment_settings(name: str) -> dict:
-    """Batch size, precision and channels_last of an experiment, following its defaults chain to resnet20_fast."""
-    settings: dict = {}
-    chain = [name]
-    while True:
-        cfg = yaml.safe_load((ROOT / "conf" / "experiment" / f"{chain[-1]}.yaml").read_text())
-        parent = next((d for d in cfg.get("defaults", []) if isinstance(d, str) and d != "_self_"), None)
-        for key, value in (("batch", cfg.get("data", {}).get("batch_size")),
-                           ("eval_batch", cfg.get("data", {}).get("eval_batch_size")),
-                           ("precision", cfg.get("trainer", {}).get("precision") or cfg.get("cpu_precision")),
-                           ("channels_last", cfg.get("channels_last"))):
-            if value is not None:
-                settings.setdefault(key, value)
-        if parent is None:
-            break
-        chain.append(parent)
-    settings.setdefault("channels_last", False)
-    return settings
+    """What the plain loop copies from ``experiment=<name>``'s composed config (the trainer's precision resolved
+    for this CPU, as train.py resolves it)."""
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={name}", "trainer.accelerator=cpu"])
+    optimizer = cfg.optimizer
+    return {
+        "batch": cfg.data.batch_size, "eval_batch": cfg.data.eval_batch_size, "precision": cfg.trainer.precision,
+        "channels_last": bool(cfg.channels_last), "ema_decay": cfg.callbacks.ema.decay,
+        "label_smoothing": cfg.model.label_smoothing,
+        "sgd": {"lr": optimizer.lr, "momentum": optimizer.momentum, "nesterov": optimizer.nesterov,
+                "weight_decay": optimizer.weight_decay},
+    }
 
 
 def framework_epoch(name: str, data: list[str], work: Path) -> dict:
@@ -118,8 +117,8 @@ def plain_epoch(settings: dict, root: Path, val_images: int, work: Path) -> dict
     torch.manual_seed(0)
     net = ResNet(depth=20)
     net = net.to(memory_format=torch.channels_last) if channels_last else net
-    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.999), use_buffers=True)
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(settings["ema_decay"]), use_buffers=True)
+    optimizer = torch.optim.SGD(net.parameters(), **settings["sgd"])
     total = 2 * len(train)
     warmup = max(1, total // 30)
 
@@ -140,7 +139,7 @@ def plain_epoch(settings: dict, root: Path, val_images: int, work: Path) -> dict
         train.sampler.set_epoch(epoch)
         for x, y in train:
             with autocast():
-                loss = F.cross_entropy(net(x), y, label_smoothing=0.1)
+                loss = F.cross_entropy(net(x), y, label_smoothing=settings["label_smoothing"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

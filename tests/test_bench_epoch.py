@@ -12,16 +12,24 @@ from tests.conftest import ROOT, run_cli
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_epoch
 
+from dllabs import hardware
+
 
 @pytest.mark.parametrize(
     ("experiment", "expected"),
     [
-        ("resnet20_fast_cpu", {"batch": 256, "eval_batch": 500, "precision": "bf16-mixed", "channels_last": True}),
-        ("resnet20_fast", {"batch": 256, "eval_batch": 500, "precision": "32-true", "channels_last": False}),
+        ("resnet20_fast_cpu", {"batch": 256, "eval_batch": 500, "channels_last": True, "ema_decay": 0.998}),
+        ("resnet20_fast", {"batch": 256, "eval_batch": 500, "precision": "32-true", "channels_last": False,
+                           "ema_decay": 0.999}),
     ],
 )
 def test_the_plain_loop_takes_the_experiments_settings(experiment, expected):
-    assert bench_epoch.experiment_settings(experiment) == expected
+    settings = bench_epoch.experiment_settings(experiment)
+    assert {key: settings[key] for key in expected} == expected
+    assert settings["sgd"] == {"lr": 0.2, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
+    assert settings["label_smoothing"] == 0.1
+    if experiment == "resnet20_fast_cpu":  # cpu_precision=auto: what this CPU's detection gives
+        assert settings["precision"] == hardware.cpu_precision("auto", "cpu")
 
 
 def test_command_line_times_both_epochs(tmp_path):
