@@ -14,7 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dllabs.analysis.cli import analyze, example_inputs
+from dllabs.analysis.cli import analyze
+from dllabs.analysis.example_inputs import example_inputs
 from dllabs.analysis.histograms import histogram_study, one_backward_pass, zero_weight_pass
 from dllabs.callbacks.histograms import WeightHistograms
 from dllabs.errors import ConfigError

@@ -19,10 +19,10 @@ from dllabs.callbacks.text_samples import TextSamples
 from dllabs.callbacks.throughput import PeakMemory, TokenThroughput
 from dllabs.data.wikitext import WikiTextDataModule, collate
 from dllabs.errors import ConfigError
-from dllabs.generation import GenerationSettings, generate
 from dllabs.lm import finetune as ft
 from dllabs.lm.perplexity import evaluate, sliding_window, token_nll
 from dllabs.lm.pretrained import PretrainedNotFoundError, load_causal_lm, load_tokenizer
+from dllabs.lm.text_generation import GenerationSettings, generate
 from dllabs.nets.causal_lm import causal_lm, lora_trainable_parameters
 from dllabs.tasks.language_model import LanguageModelTask
 from tests.conftest import compose_config, run_train

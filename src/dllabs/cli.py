@@ -20,8 +20,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dllabs.config_schema import validate_config
-from dllabs.entry import CONF_DIR, route_lightning_logs_through_hydra, run_mode
+from dllabs.entry import CONF_DIR, run_mode
 from dllabs.errors import TrainingDiverged
+from dllabs.lightning_console import route_lightning_logs_through_hydra
 from dllabs.pairings import check_pairing
 
 log = logging.getLogger("dllabs")

@@ -3,8 +3,9 @@
 It checks every job's composed config before Hydra starts, so before any folder exists
 (:func:`~dllabs.launch_check.check_command_line`: values, Hydra's own errors, each member of a sweep), turns a
 user error (:class:`~dllabs.errors.DllabsError`, also when Hydra wraps it while instantiating) into one ``error:``
-line and exit status 2, and sets up the console so that each message appears once. ``HYDRA_FULL_ERROR=1`` (or
-``--verbose`` on the command line) shows the traceback instead; a bad config still stops before the run folder.
+line and exit status 2, after registering the project's OmegaConf resolvers (:mod:`dllabs.resolvers`).
+``HYDRA_FULL_ERROR=1`` (or ``--verbose`` on the command line) shows the traceback instead; a bad config still stops
+before the run folder. What Lightning prints is tidied by :mod:`dllabs.lightning_console`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -52,42 +52,6 @@ def user_error(err: BaseException) -> DllabsError | None:
 def exit_with(err: DllabsError) -> NoReturn:
     print(f"error: {err}", file=sys.stderr)
     sys.exit(2)
-
-
-_LIGHTNING_TIPS = "💡 Tip:"  # Lightning's adverts for its cloud products (litlogger, litmodels)
-
-
-class _DropLightningTips(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(_LIGHTNING_TIPS)
-
-
-def silence_lightning_tips() -> None:
-    """Drop Lightning's adverts for its cloud products where they are logged (any script that builds a Trainer)."""
-    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _DropLightningTips) for f in rank_zero.filters):
-        rank_zero.addFilter(_DropLightningTips())
-
-
-def route_lightning_logs_through_hydra() -> None:
-    """Each console message once: Lightning's own handlers go, its records reach Hydra's handlers.
-
-    ``import lightning`` puts a ``INFO: ...`` console handler on the ``lightning`` logger (and ``lightning.pytorch``
-    / ``lightning.fabric`` add theirs when no root handler exists yet), while Hydra's job logging prints the same
-    records again through the root logger. Also silenced where they are raised: Lightning's cloud-product tips and
-    torch's FutureWarning about ``LeafSpec``, which Lightning's own ``_pytree`` triggers (nothing a user can change).
-    """
-    import lightning  # noqa: F401  - its import adds the handler removed here; a later import would add it again
-
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-        logger.propagate = True
-    silence_lightning_tips()
-    warnings.filterwarnings(
-        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
-    )
 
 
 def hydra_main(task_function: Callable[[DictConfig], Any], config_name: str) -> None:

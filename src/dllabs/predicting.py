@@ -21,33 +21,13 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
+from dllabs.class_predictions import predict_probabilities, save_confusion_matrix
 from dllabs.data.prediction import PredictionData
 from dllabs.entry import hydra_main
 from dllabs.errors import ConfigError
 from dllabs.reporting.table import show_table
 
 log = logging.getLogger("dllabs")
-
-
-def predict_probabilities(
-    task, loader, accelerator: str = "auto", root_dir: str | Path | None = None
-) -> torch.Tensor:
-    """Class probabilities (N, classes) of ``task.predict_step`` over ``loader``, in loader order."""
-    import lightning as L
-
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=str(root_dir) if root_dir else None,
-    )
-    batches = trainer.predict(task, dataloaders=loader)
-    if not batches:
-        raise ConfigError("the input holds nothing to predict")
-    return torch.cat([b.float().cpu() for b in batches])
 
 
 def write_predictions(
@@ -100,28 +80,6 @@ def show_class_table(rows: list[dict[str, Any]], accuracy: float, count: int) ->
     for column in ("accuracy", "precision"):
         frame[column] = [f"{v:.2%}" if math.isfinite(v) else "-" for v in frame[column]]
     show_table(frame)
-
-
-def save_confusion_matrix(
-    labels: torch.Tensor, predicted: torch.Tensor, names: Sequence[str], path: Path
-) -> Path:
-    """Counts of true (rows) vs predicted (columns) classes, as a figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from torchmetrics.classification import MulticlassConfusionMatrix
-
-    metric = MulticlassConfusionMatrix(num_classes=len(names))
-    metric.update(predicted, labels)
-    size = max(4.0, 0.6 * len(names) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    metric.plot(ax=ax, labels=list(names))
-    ax.set_title(f"confusion matrix ({len(labels)} inputs)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def class_names(datamodule, count: int) -> list[str]:

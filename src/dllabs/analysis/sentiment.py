@@ -71,7 +71,7 @@ def analyse_run(
     overrides: Sequence[str] = (),
 ) -> SentimentReport:
     """Predict ``split`` with the run's best checkpoint; write the figure, mistakes CSV and summary JSON."""
-    from dllabs.predicting import predict_probabilities, save_confusion_matrix
+    from dllabs.class_predictions import predict_probabilities, save_confusion_matrix
     from dllabs.runs import restore_run
 
     if split not in SPLITS:

@@ -11,7 +11,7 @@ import lightning as L
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dllabs.callbacks.results import ResultsCallback
-from dllabs.generation import GenerationOverrides, generate, settings_from
+from dllabs.lm.text_generation import GenerationOverrides, generate, settings_from
 
 log = logging.getLogger("dllabs")
 
@@ -24,7 +24,7 @@ def _plain(value: Any) -> Any:
 
 class TextSamples(ResultsCallback):
     """Continue ``prompts`` when training starts (``before``) and when it ends, with ``generation`` settings
-    (overrides of :class:`~dllabs.generation.GenerationSettings`; unset or null keys keep its defaults, greedy).
+    (overrides of :class:`~dllabs.lm.text_generation.GenerationSettings`; unset or null keys keep its defaults, greedy).
 
     The model is the task's ``net``; the tokenizer is the data module's (``trainer.datamodule.tokenizer``).
     Runs whose data module has no tokenizer are skipped with a warning.

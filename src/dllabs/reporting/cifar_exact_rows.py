@@ -17,12 +17,8 @@ def exact_row_accuracy(run_dir: Path) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    # still from the command modules of predict.py and of every entry point: no library module holds them yet
-    from dllabs.entry import silence_lightning_tips
-    from dllabs.predicting import predict_probabilities
+    from dllabs.class_predictions import predict_probabilities
     from dllabs.runs import load_run_config, restore_run
-
-    silence_lightning_tips()
 
     cfg = load_run_config(run_dir)
     batches = Path(cfg.paths.data_dir) / "cifar-10-batches-py"

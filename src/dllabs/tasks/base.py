@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from dllabs.analysis.cli import example_inputs
+from dllabs.analysis.example_inputs import example_inputs
 from dllabs.errors import ConfigError
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
