@@ -36,7 +36,11 @@ def _text_of(path: Path) -> str:
 
 
 def _first_of_sweep(value: str) -> str:
-    """`a,b,c` -> `a`; commas inside brackets, braces, parentheses or quotes are not a sweep."""
+    """`a,b,c` -> `a`; `interval(a, b)`, `choice(a, b)`, `range(a, b)` (also under `tag(log, ...)`) -> `a`; commas
+    inside brackets, braces, parentheses or quotes are not a sweep."""
+    function = re.fullmatch(r"\s*(?:tag\(\s*\w+\s*,\s*)?(?:interval|choice|range)\(\s*([^,()]+?)\s*,.*", value)
+    if function:
+        return function.group(1)
     depth, quote = 0, None
     for i, char in enumerate(value):
         if quote:

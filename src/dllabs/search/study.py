@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import re
+import time
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -63,14 +64,22 @@ def open_storage(
     if storage.startswith("sqlite:///"):
         Path(storage.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     stale = RetryHeartbeatStaleTrialCallback(max_retry=retry_failed) if retry_failed and heartbeat_interval else None
-    return RDBStorage(
-        storage,
-        # SQLite: wait for another worker's write instead of failing at once
-        engine_kwargs={"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None,
-        heartbeat_interval=heartbeat_interval,
-        grace_period=grace_period,
-        heartbeat_stale_trial_callback=stale,
-    )
+    for attempt in range(1, 4):
+        try:
+            return RDBStorage(
+                storage,
+                # SQLite: wait for another worker's write instead of failing at once
+                engine_kwargs={"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=stale,
+            )
+        except Exception as err:  # workers started together race to create Optuna's tables: one fails, once
+            if attempt == 3:
+                raise
+            log.info("could not open %s (%s: another worker creating its tables?); trying again", storage, err)
+            time.sleep(attempt)
+    raise RuntimeError(f"could not open {storage}")  # not reached: the last attempt raises its own error
 
 
 def make_pruner(spec: Any) -> optuna.pruners.BasePruner:
