@@ -227,7 +227,7 @@ class RunFolder:
 
     @property
     def status(self) -> str:
-        """``ok``, ``diverged``, ``failed`` (also: no metrics.json) or ``running`` (killed while training)."""
+        """``ok``, ``diverged``, ``pruned`` or ``failed`` (also: no metrics.json, a run killed before it ended)."""
         if not (self.path / "metrics.json").is_file():
             return "failed"
         return str(self.record.get("status", "unknown"))
