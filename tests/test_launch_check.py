@@ -40,7 +40,7 @@ REFUSED = [
     # choices declared on our own constructors
     ("data.augment=bogus", "data.augment=bogus: must be one of none, crop_flip"),
     ("model.net.activation=bogus", "model.net.activation=bogus: must be one of relu, swish"),
-    ("experiment=gpt2_full data.splits.dev=test", "data.splits.dev=test: no such setting"),
+    ("experiment=gpt2_full +data.splits.dev=test", "data.splits.dev=test: no such setting"),
     # Hydra's own errors
     ("optimzer.lr=0.1", "optimzer.lr=0.1: no such key (did you mean optimizer.lr?)"),
     ("regularizer=l3", "regularizer=l3: no such option; choose one of l1, l2, l2_simplenn_cifar10, l2_simplenn_robust, none"),

@@ -276,7 +276,9 @@ def _check_limits(cfg: DictConfig) -> None:
                                       f"{describe(_bounded(items)).removeprefix('a number ')}")
             elif value is not None and (not _is_number(value) or not _fits(_bounded(bounds), [value])):
                 signature = signature_of(node.get("_target_")) if "_target_" in node else None
-                kind = int if signature and unwrap(signature.annotations.get(key)) is int else float
+                declared = signature.annotations.get(key) if signature else None
+                is_int = unwrap(declared) is int if declared is not None else isinstance(value, int)  # no target: as given
+                kind = int if is_int else float
                 raise ConfigError(f"{group}.{key}={shown(value)}: must be {describe(_bounded(bounds, kind))}")
 
 
