@@ -134,6 +134,8 @@ class OptunaSearch:
             with ask_lock(self.storage_url, self.storage):
                 fail_stale_trials(study)
                 trial = study.ask(space.distributions) if self._to_run(study) else None
+                if trial is not None and is_heartbeat_enabled(self.storage):
+                    self.storage.record_heartbeat(trial._trial_id)  # from its first moment: never RUNNING unwatched
             if trial is not None:
                 self._run_trial(study, trial, space)
             elif not self._others_running(study):
