@@ -23,6 +23,7 @@ BAD_VALUES = [
     ("train=maybe", "train=maybe: must be true or false"),
     ("optimized_metric=null", "optimized_metric=null: must be a string"),
     ("compile=3", "compile=3: must be true or false"),
+    ("cpu_precision=bf17", "cpu_precision=bf17: must be one of auto, 64, 32, 16, transformer-engine, ..."),  # Lightning's list
     # data, every data module
     ("data.batch_size=-1", "data.batch_size=-1: must be an integer >= 1"),
     ("data.batch_size=2.5", "data.batch_size=2.5: must be an integer >= 1"),
