@@ -41,4 +41,5 @@ def test_slurm_launcher_config_has_cluster_settings_as_values(tmp_path):
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min, launcher.mem_gb) == ("gpu", 4, 600, 64)
     local = compose_config(["hydra/launcher=local"], tmp_path)
-    assert local.hydra.launcher._target_.endswith("LocalLauncher")
+    assert local.hydra.launcher._target_.endswith("GpuSlotsLauncher")  # submitit's local one with GPU slots
+    assert (local.hydra.launcher.gpus, local.hydra.launcher.jobs_per_gpu) == (None, 1)  # every GPU, one job each
