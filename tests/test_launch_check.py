@@ -7,6 +7,7 @@ Each case runs as a user types it: a real ``python train.py ...`` process, its r
 from __future__ import annotations
 
 import pytest
+import torch
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -110,8 +111,16 @@ def test_good_command_lines_pass(tmp_path):
     for args in ([], ["experiment=lms"], ["-m", "experiment=lms", "optimizer.lr=0.01,0.05"],
                  ["experiment=gpt2_lora", "+finetune.use_rslora=true"], ["trainer=ddp_spawn"]):
         check_command_line("train", [*args, f"hydra.run.dir={tmp_path}/run"])
+    # a SLURM sweep is checked on the login node: the GPU its jobs ask for is not there, and not refused
+    check_command_line("train", ["-m", "hydra/launcher=slurm", "trainer=gpu", "optimizer.lr=0.1,0.2"])
     for command, args in (("analyze", []), ("eval", ["run_dir=."]), ("generate", ["model.pretrained=gpt2"])):
         check_command_line(command, args)  # other commands' configs (analyze names its folder from ${hydra:...})
     assert not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match=r"^optimizer\.lr=-1: must be a number > 0 \(sweep job 1 of 2"):
         check_command_line("train", ["-m", "experiment=lms", "optimizer.lr=0.01,-1"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a GPU may take trainer=gpu")
+def test_a_gpu_run_on_a_machine_without_one_is_refused_before_it_starts():
+    with pytest.raises(ConfigError, match=r"^trainer\.accelerator=gpu: .*; accelerators available here: auto, cpu"):
+        check_command_line("train", ["trainer=gpu"])

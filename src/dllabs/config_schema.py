@@ -339,9 +339,14 @@ def _check_objects(cfg: DictConfig) -> None:
         check_arguments(dry_build.lora_arguments(_arguments(finetune)), "peft.LoraConfig", "finetune")
 
 
+def _runs_elsewhere(cfg: DictConfig) -> bool:
+    """Jobs submitted to a cluster (hydra/launcher=slurm) run on other machines: this one's devices say nothing."""
+    return str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")).endswith("SlurmLauncher")
+
+
 def _dry_builds(cfg: DictConfig) -> None:
     trainer = cfg.get("trainer")
-    if isinstance(trainer, DictConfig) and "_target_" in trainer:
+    if isinstance(trainer, DictConfig) and "_target_" in trainer and not _runs_elsewhere(cfg):
         dry_build.dry_build(trainer, "trainer", dry_build.build_trainer, dry_build.trainer_hint)
     optimizer = cfg.get("optimizer")
     if isinstance(optimizer, DictConfig) and "_target_" in optimizer:
