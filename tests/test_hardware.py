@@ -85,11 +85,14 @@ def test_trainer_precision_on_the_command_line_forces_fp32(tmp_path, cpu_has):
 @pytest.mark.parametrize("flags", [AMX_CPU, PLAIN_CPU])
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_each_lab_keeps_its_pinned_precision_on_any_cpu(tmp_path, cpu_has, flags, experiment):
-    """No lab's default changes with the processor: bf16 only where the lab pins it (resnet20_fast_cpu)."""
+    """No lab's default changes with the processor, except resnet20_fast_cpu's (auto: bf16 only where native)."""
     cpu_has(flags)
     cfg = compose_config([f"experiment={experiment}", "trainer=cpu"], tmp_path)
-    assert cfg.trainer.precision == ("bf16-mixed" if experiment == "resnet20_fast_cpu" else "32-true")
-    assert cfg.cpu_precision in {"32-true", "bf16-mixed"}
+    if experiment == "resnet20_fast_cpu":
+        assert cfg.cpu_precision == "auto"
+        assert cfg.trainer.precision == ("bf16-mixed" if flags is AMX_CPU else "32-true")
+    else:
+        assert (cfg.cpu_precision, cfg.trainer.precision) == ("32-true", "32-true")
 
 
 def test_the_default_job_stays_fp32(tmp_path, cpu_has):
