@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# the exact versions the test suite passed with; `make lock` renews it (see the target)
+CONSTRAINTS := constraints.txt
 
-.PHONY: train test test-fast bench gpu-check gpu-wheels gpu-assets reproduce analyze lint clean
+.PHONY: lock train test test-fast bench gpu-check gpu-wheels gpu-assets reproduce analyze lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,nlp,sweep]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev,nlp,sweep]'
 	touch $(STAMP)
 
 train: $(STAMP)  ## the main job: SimpleNN on CIFAR-10 with the reference settings (downloads CIFAR-10 on first use)
@@ -42,6 +44,18 @@ reproduce: $(STAMP)  ## a lab's whole study: make reproduce LAB=lms  (ARGS="--dr
 
 analyze: $(STAMP)  ## layer table + histograms of a model: make analyze ARGS="model=resnet20"
 	$(PY) scripts/analyze.py $(ARGS)
+
+LOCK_VENV := .venv-lock
+lock:  ## renew constraints.txt: the newest versions pyproject.toml allows, in a fresh venv; then run make test on them
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install -q -e '.[dev,nlp,sweep]'
+	{ echo "# Exact versions the test suite passed with: make installs from this file (pip -c), CI too. Renew with"; \
+	  echo "# make lock (newest versions pyproject.toml allows), then make test. Local build labels (+cpu, +cu130) are"; \
+	  echo "# dropped so that the same pins take a CPU or a CUDA build of torch."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v '^pip==' | sed -E 's/\+[A-Za-z0-9.]+$$//'; } > $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests scripts benchmarks
