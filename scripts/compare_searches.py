@@ -1,6 +1,8 @@
 """Compare Optuna searches (e.g. pruned vs unpruned): epochs trained, trials by state, best value and trial.
 
-    python scripts/compare_searches.py <study folder> [<study folder> ...]
+    python scripts/compare_searches.py <study folder> [<study folder> ...] [--out DIR]
+
+``--out DIR`` also writes the rows to ``DIR/result.json`` (the results ledger shows it: ``make reproduce LAB=robust``).
 
 Each folder is a search's sweep folder (``optimization_results.yaml``, written when the search ends). The first is
 the reference: the others' epochs are given as a fraction of its epochs, and their best value as a difference.
@@ -9,6 +11,7 @@ the reference: the others' epochs are given as a fraction of its epochs, and the
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +23,7 @@ from dllabs.reporting.table import show_table
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, default=None, help="folder for result.json")
     args = parser.parse_args(argv)
     summaries = [OmegaConf.load(folder / "optimization_results.yaml") for folder in args.folders]
     reference = summaries[0]
@@ -36,6 +40,10 @@ def main(argv: list[str] | None = None) -> None:
             "best trial": summary.get("best_trial"),
         })
     show_table(pd.DataFrame(rows), title="Optuna searches", digits=5)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        result = {row["study"]: {k: v for k, v in row.items() if k != "study"} for row in rows}
+        (args.out / "result.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 if __name__ == "__main__":
     main()

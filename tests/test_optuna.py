@@ -148,3 +148,14 @@ def test_optuna_figures_of_a_tiny_study_are_real_images(tmp_path):
             assert image.format == "PNG" and min(image.size) > 100
             colours = image.convert("L").getextrema()
         assert colours[0] < colours[1], f"{path.name} is blank"
+
+
+@pytest.mark.parametrize("storage", ["sqlite:///{}/new/folder/studies.db", "{}/new/folder/studies.log"])
+def test_ask_lock_on_a_storage_whose_folder_does_not_exist_yet(tmp_path, storage):
+    """A preset's storage (outputs/<task>/optuna/studies.db) need not exist when hydra.sweep.dir is elsewhere."""
+    from dllabs.search.study import ask_lock, open_storage
+
+    url = storage.format(tmp_path)
+    with ask_lock(url):
+        open_storage(url)
+    assert (tmp_path / "new" / "folder").is_dir()

@@ -100,6 +100,7 @@ def ask_lock(storage: str, rdb: optuna.storages.BaseStorage | None = None) -> It
     when its holder died), a PostgreSQL advisory lock for a PostgreSQL storage; none for other databases."""
     if is_journal(storage) or storage.startswith("sqlite:///"):
         path = storage if is_journal(storage) else storage.removeprefix("sqlite:///")
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)  # the first worker of a new storage
         lock = JournalFileOpenLock(str(Path(path).expanduser()) + ".ask", grace_period=LOCK_GRACE_S)
         lock.acquire()
         try:
