@@ -77,6 +77,13 @@ def resumable(path: str | Path) -> str:
     return str(fallback)
 
 
+def requested_checkpoint(cfg: Any, multirun: bool) -> str | None:
+    """The checkpoint a run of ``cfg`` resumes from (:func:`resume_path` of its ``ckpt_path``, its folder and its
+    task's earlier runs); the launch check calls it before the run folder exists, ``train`` again in the run."""
+    runs_root = Path(cfg.paths.log_dir) / cfg.task_name / "runs"
+    return resume_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir), runs_root, multirun)
+
+
 def resume_path(requested: str | None, output_dir: Path, runs_root: Path, multirun: bool) -> str | None:
     """The checkpoint a run resumes from: ``requested`` (a file), or for ``last`` this run folder's ``last.ckpt``,
     else the newest ``last.ckpt`` of the earlier runs under ``runs_root`` (a multirun job without one of its own
@@ -85,8 +92,9 @@ def resume_path(requested: str | None, output_dir: Path, runs_root: Path, multir
     if not requested:
         return None
     if requested != "last":
-        if not Path(requested).exists():
-            raise ConfigError(f"ckpt_path={requested} does not exist; give a .ckpt file or ckpt_path=last")
+        if not Path(requested).is_file():
+            what = "is a folder" if Path(requested).is_dir() else "does not exist"
+            raise ConfigError(f"ckpt_path={requested} {what}; give a .ckpt file or ckpt_path=last")
         return resumable(requested)
     own = output_dir / "checkpoints" / "last.ckpt"
     if own.exists():

@@ -10,9 +10,7 @@ the command line is checked, and a refused value must not wait for them (``make 
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from hydra.types import RunMode
@@ -22,13 +20,11 @@ from omegaconf import DictConfig
 from dllabs.config_schema import validate_config
 from dllabs.entry import CONF_DIR, run_mode
 from dllabs.errors import TrainingDiverged
+from dllabs.job_folder import finished_record
 from dllabs.lightning_console import route_lightning_logs_through_hydra
 from dllabs.pairings import check_pairing
 
 log = logging.getLogger("dllabs")
-
-# with ckpt_path=last, a run folder whose metrics.json says one of these is not trained again
-FINISHED = ("ok", "diverged", "pruned")
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -98,25 +94,21 @@ def _instantiate_each(node: DictConfig | None) -> list[Any]:
 
 def _finished_record(cfg: DictConfig) -> dict[str, Any] | None:
     """The record of this run folder when ``ckpt_path=last`` finds it already finished (then it is not trained
-    again), else None."""
-    metrics_file = Path(cfg.paths.output_dir) / "metrics.json"
-    if cfg.get("ckpt_path") != "last" or not metrics_file.exists():
+    again), else None. That it is this job's run was checked before the launch (:mod:`dllabs.job_folder`)."""
+    if cfg.get("ckpt_path") != "last":
         return None
-    previous = json.loads(metrics_file.read_text())
-    if previous.get("status") not in FINISHED:
-        return None
-    log.info("%s already finished (%s); not training it again", metrics_file.parent, previous["status"])
+    previous = finished_record(cfg.paths.output_dir)
+    if previous is not None:
+        log.info("%s already finished (%s); not training it again", cfg.paths.output_dir, previous["status"])
     return previous
 
 
 def _resume_path(cfg: DictConfig, task) -> str | None:
     """The checkpoint ``ckpt_path`` names (see :func:`dllabs.checkpointing.resume_path`), checked to fit ``task``."""
-    from dllabs.checkpointing import resume_path
+    from dllabs.checkpointing import requested_checkpoint
     from dllabs.runs import check_state_dict_fits, read_checkpoint
 
-    output_dir = Path(cfg.paths.output_dir)
-    runs_root = Path(cfg.paths.log_dir) / cfg.task_name / "runs"
-    path = resume_path(cfg.get("ckpt_path"), output_dir, runs_root, run_mode() == RunMode.MULTIRUN)
+    path = requested_checkpoint(cfg, run_mode() == RunMode.MULTIRUN)
     if path:
         check_state_dict_fits(task, read_checkpoint(path)["state_dict"], path)
     return path

@@ -26,6 +26,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from dllabs.config_schema import CONF_DIR, validate_config
 from dllabs.errors import ConfigError
+from dllabs.input_files import check_input_files
+from dllabs.job_folder import check_job_folder
 from dllabs.pairings import check_pairing
 
 _HYDRA_FLAGS = ("-m", "--multirun")  # the only flags checked here; with any other (--help, --cfg), Hydra answers
@@ -111,6 +113,8 @@ def _check_job(command: str, overrides: list[str], number: int | None) -> None:
     HydraConfig.instance().set_config(cfg)
     validate_config(cfg)
     check_pairing(CONF_DIR, OmegaConf.select(cfg, "hydra.runtime.choices") or {})
+    check_job_folder(cfg, multirun=number is not None)  # the run already in its folder, if any, is this job's
+    check_input_files(cfg, multirun=number is not None)  # ckpt_path, data files, run_dir: readable
 
 
 def check_command_line(command: str, args: Sequence[str]) -> None:

@@ -48,6 +48,9 @@ MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 
 
+TRAIN_IMAGES = 50000  # in the official training batches (data_batch_1..5)
+
+
 def md5sum(path: Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as handle:
@@ -186,6 +189,15 @@ class CIFAR10DataModule(L.LightningDataModule):
         self.download = download
         self.seed = seed
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def check_files(self) -> None:
+        """What can be checked before a run folder is made without reading the batches: ``val_size`` leaves
+        training images (the official training set has :data:`TRAIN_IMAGES`)."""
+        if self.val_size >= TRAIN_IMAGES:
+            raise ConfigError(
+                f"data.val_size={self.val_size}: CIFAR-10 has {TRAIN_IMAGES} training images; hold out 1 to "
+                f"{TRAIN_IMAGES - 1} of them"
+            )
 
     def prepare_data(self) -> None:
         locate(self.data_dir, self.download)

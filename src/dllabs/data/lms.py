@@ -57,7 +57,7 @@ def _read_csv(path: Path, target_column: str) -> tuple[np.ndarray, np.ndarray]:
         frame = pd.read_csv(path)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise CorruptDataError(
-            f"cannot read {path} as CSV ({error}); save it as plain comma-separated numbers"
+            f"cannot read {path} as CSV ({' '.join(str(error).split())}); save it as plain comma-separated numbers"
         ) from error
     if target_column in frame.columns:
         return frame.drop(columns=[target_column]).to_numpy(), frame[target_column].to_numpy()
@@ -219,10 +219,17 @@ class LMSDataModule(L.LightningDataModule):
         for candidate in candidates:
             if candidate.is_file():
                 return candidate
+            if candidate.is_dir():
+                raise DatasetNotFoundError(f"data.path={self.path}: {candidate} is a folder; give a .csv/.npz/.mat file")
         raise DatasetNotFoundError(
             f"LMS data file not found: tried {', '.join(str(c) for c in candidates)}; set data.path to an existing "
             f".csv/.npz/.mat file, or leave data.path=null to generate the dataset from data.seed"
         )
+
+    def check_files(self) -> None:
+        """Read and validate the file ``path`` names (the lab's files are small), before a run folder is made."""
+        if self.path is not None:
+            with_bias_column(load_lms_file(self.resolved_path(), self.target_column)[0], self.add_bias)
 
     def setup(self, stage: str | None = None) -> None:
         if self.features is not None:
