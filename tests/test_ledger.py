@@ -341,3 +341,21 @@ def test_reproduce_refuses_a_dirty_tree_and_records_the_diff_hash_when_allowed(c
     assert f"diff sha256 {step['diff']}" in allowed.stdout
     page = (out / "results.md").read_text()
     assert f"Commit `{head}-dirty` (uncommitted changes, diff sha256 `{step['diff']}`)" in page
+
+
+def test_readme_brief_shows_a_search_by_its_best_setting():
+    """A step with many settings (an Optuna search's trials) is one README row: its best setting, said so."""
+    from dllabs.reporting.ledger_markdown import BRIEF_SETTINGS, render_brief
+
+    n = BRIEF_SETTINGS + 4
+    settings = [
+        {"setting": f"optimizer.lr={i}", "runs": [{"status": "ok"}],
+         "summary": {"best val acc": {"mean": 0.5 + (i % 5) / 100, "std": None, "n": 1}}}
+        for i in range(n)
+    ]
+    settings.append({"setting": "optimizer.lr=pruned", "runs": [{"status": "pruned"}], "summary": {}})
+    ledger = {"lab": "robust", "metrics": ["best val acc"],
+              "steps": [{"step": "search", "commit": "abc1234", "settings": settings}]}
+    rows = [line for line in render_brief(ledger).splitlines() if line.startswith("| `search`")]
+    assert len(rows) == 1
+    assert f"best of {n + 1}: `optimizer.lr=4`" in rows[0] and "54.00%" in rows[0]

@@ -162,6 +162,18 @@ def _short_commit(commit: str | None) -> str:
     return head[:7] + dirty
 
 
+BRIEF_SETTINGS = 8  # a step with more settings than this (an Optuna search) shows only its best one in the README
+
+
+def _best_setting(settings: list[dict[str, Any]], metric: Any) -> dict[str, Any]:
+    """The setting whose mean of ``metric`` is highest (settings without it, e.g. pruned trials, come last)."""
+    def mean(setting: dict[str, Any]) -> float:
+        stats = setting["summary"].get(metric.label)
+        return stats["mean"] if stats else float("-inf")
+
+    return max(settings, key=mean)
+
+
 def render_brief(ledger: dict[str, Any]) -> str:
     """A lab's results in a few rows for the README: the headline metrics of every setting and the reference."""
     spec = lab(ledger["lab"])
@@ -171,11 +183,17 @@ def render_brief(ledger: dict[str, Any]) -> str:
     header = ["step", "setting", "runs", *[m.label for m in metrics], "lab reference"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for step in ledger["steps"]:
-        for number, setting in enumerate(step.get("settings", [])):
+        settings = step.get("settings", [])
+        if len(settings) > BRIEF_SETTINGS and metrics:  # a search: its best setting stands for it (all in results.md)
+            settings = [_best_setting(settings, metrics[0])]
+        for number, setting in enumerate(settings):
             runs = setting["runs"]
             statuses = ", ".join(sorted({str(r["status"]) for r in runs}))
+            label = f"`{setting['setting']}`"
+            if len(step.get("settings", [])) > len(settings):
+                label = f"best of {len(step['settings'])}: {label}"
             lines.append("| " + " | ".join([
-                f"`{step['step']}`" if number == 0 else "", f"`{setting['setting']}`", f"{len(runs)} ({statuses})",
+                f"`{step['step']}`" if number == 0 else "", label, f"{len(runs)} ({statuses})",
                 *[_cell(setting["summary"], m) for m in metrics], (step.get("reference") or "") if number == 0 else "",
             ]) + " |")
     commits = sorted({_short_commit(s.get("commit")) for s in ledger["steps"]})
