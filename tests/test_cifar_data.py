@@ -78,9 +78,11 @@ def test_files_matching_the_official_md5_are_trusted(cifar_fixture, tmp_path, mo
 
 def test_unknown_options_are_config_errors(cifar_fixture):
     from dllabs.errors import ConfigError
+    from dllabs.signature_check import check_arguments
 
+    # the choices live on the constructor's signature, checked before launch (not again by the constructor)
     with pytest.raises(ConfigError, match="crop_flip"):
-        CIFAR10DataModule(_root(cifar_fixture), augment="rotate")
+        check_arguments({"data_dir": _root(cifar_fixture), "augment": "rotate"},
+                        "dllabs.data.cifar10.CIFAR10DataModule", "data")
     with pytest.raises(ConfigError, match="val_size"):
-        dm = CIFAR10DataModule(_root(cifar_fixture), val_size=10**6, download=False)
-        dm.setup("fit")
+        CIFAR10DataModule(_root(cifar_fixture), val_size=10**6, download=False).check_files()

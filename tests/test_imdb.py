@@ -172,10 +172,13 @@ def test_missing_data_says_which_file_to_put_where(tmp_path):
 
 
 def test_bad_settings_are_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="three positive fractions"):
-        IMDBDataModule(str(tmp_path), split=[0.8, 0.2])
+    from dllabs.signature_check import check_arguments
+
+    # declared on the constructor's signature, checked before launch (not again by the constructor)
+    with pytest.raises(ConfigError, match="three fractions"):
+        check_arguments({"data_dir": str(tmp_path), "split": [0.8, 0.2]}, "dllabs.data.imdb.IMDBDataModule", "data")
     with pytest.raises(ConfigError, match="data.source"):
-        IMDBDataModule(str(tmp_path), source="parquet")
+        check_arguments({"data_dir": str(tmp_path), "source": "parquet"}, "dllabs.data.imdb.IMDBDataModule", "data")
 
 
 def test_prediction_data_from_text_file_and_csv(corpus_dir, tmp_path):

@@ -21,6 +21,7 @@ from dllabs.data.lms import LMSDataModule, generate_lms_data
 from dllabs.errors import ConfigError, CorruptDataError, DatasetNotFoundError, TrainingDiverged
 from dllabs.nets.linear import LinearFilter
 from dllabs.reporting.lms import write_report
+from dllabs.signature_check import check_arguments
 from dllabs.tasks.regression import RegressionTask
 from tests.conftest import compose_config, run_cli, run_train
 from tests.fixtures import lms as lms_fixture
@@ -210,8 +211,8 @@ def test_half_mean_convention_halves_every_mse(tmp_path):
     np.testing.assert_allclose(half_report.mse_history, np.array(mean_report.mse_history) / 2, rtol=1e-6)
     assert half_report.run_results()["wiener_mse"] == pytest.approx(mean_report.run_results()["wiener_mse"] / 2)
     assert half_report.run_results()["initial_mse"] == pytest.approx(mean_report.run_results()["initial_mse"] / 2)
-    with pytest.raises(ConfigError, match="convention"):
-        RegressionTask(LinearFilter(), functools.partial(torch.optim.SGD, lr=0.1), mse="sum")
+    with pytest.raises(ConfigError, match="model.mse=sum: must be one of mean, half_mean"):
+        check_arguments({"mse": "sum"}, "dllabs.tasks.regression.RegressionTask", "model")
 
 
 def test_schedule_counts_one_step_per_sample(tmp_path):

@@ -10,6 +10,7 @@ from dllabs.analysis.sentiment import confusion_counts, most_confident_mistakes
 from dllabs.analysis.sentiment import main as report_main
 from dllabs.errors import ConfigError
 from dllabs.nets.lstm import LSTMClassifier, reverse_within_lengths
+from dllabs.signature_check import check_arguments
 from tests.conftest import compose_config, run_cli
 from tests.fixtures import imdb as fixture
 
@@ -147,8 +148,8 @@ def test_template_init_is_the_course_templates():
 def test_template_init_and_embedding_std_are_exclusive_and_checked():
     with pytest.raises(ConfigError, match="embedding_init_std=0.05 and model.net.init=template"):
         LSTMClassifier(vocab_size=10, embedding_init_std=0.05, init="template")
-    with pytest.raises(ConfigError, match="model.net.init must be one of default, template"):
-        LSTMClassifier(vocab_size=10, init="xavier")
+    with pytest.raises(ConfigError, match="model.net.init=xavier: must be one of default, template"):
+        check_arguments({"vocab_size": 10, "init": "xavier"}, "dllabs.nets.lstm.LSTMClassifier", "model.net")
 
 
 def test_template_init_through_the_command_line(tmp_path):
@@ -181,10 +182,11 @@ def test_ids_beyond_the_embedding_and_bad_settings_are_config_errors():
     net = LSTMClassifier(vocab_size=10)
     with pytest.raises(ConfigError, match="vocab_size"):
         net(torch.tensor([[3, 12]]), torch.tensor([2]))
+    # declared on the constructor's signature, checked before launch (not again by the constructor)
     with pytest.raises(ConfigError, match="pooling"):
-        LSTMClassifier(vocab_size=10, pooling="attention")
+        check_arguments({"vocab_size": 10, "pooling": "attention"}, "dllabs.nets.lstm.LSTMClassifier", "model.net")
     with pytest.raises(ConfigError, match="embedding_init_std"):
-        LSTMClassifier(vocab_size=10, embedding_init_std=0.0)
+        check_arguments({"vocab_size": 10, "embedding_init_std": 0.0}, "dllabs.nets.lstm.LSTMClassifier", "model.net")
 
 
 def test_mistake_ranking_and_confusion_counts():

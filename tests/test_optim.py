@@ -10,6 +10,7 @@ from torch import nn
 from dllabs import schedules
 from dllabs.errors import ConfigError
 from dllabs.regularizers import L1, L2
+from dllabs.signature_check import check_arguments
 
 
 def _lrs(factory, steps, **kwargs):
@@ -36,8 +37,8 @@ def test_step_halves_every_five_epochs():
 def test_multistep_at_half_and_three_quarters():
     lrs = _lrs(schedules.multistep, 200, milestones=[0.5, 0.75], gamma=0.1)
     assert lrs[99] == 1.0 and math.isclose(lrs[100], 0.1) and math.isclose(lrs[150], 0.01)
-    with pytest.raises(ConfigError, match="fractions"):
-        _lrs(schedules.multistep, 10, milestones=[5])
+    with pytest.raises(ConfigError, match="scheduler.milestones=\\[5\\]: every item must be > 0 and < 1"):
+        check_arguments({"milestones": [5]}, "dllabs.schedules.multistep", "scheduler")
 
 
 def test_cosine_and_linear_end_near_zero():

@@ -6,6 +6,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dllabs.errors import ConfigError
 from dllabs.nets.resnet import ResNet, ZeroPadShortcut
+from dllabs.signature_check import check_arguments
 
 
 def count_params(net: torch.nn.Module) -> int:
@@ -64,5 +65,6 @@ def test_gradients_reach_the_first_layer():
 
 @pytest.mark.parametrize("kwargs", [{"depth": 21}, {"depth": 2}, {"shortcut": "C"}])
 def test_bad_config_is_a_clear_error(kwargs):
+    """Declared on ResNet's signature and checked before launch (the constructor does not check it again)."""
     with pytest.raises(ConfigError, match="model.net"):
-        ResNet(**kwargs)
+        check_arguments(kwargs, "dllabs.nets.resnet.ResNet", "model.net")
