@@ -270,6 +270,7 @@ def paths(device: torch.device, compile_: bool, work: Path, quick: bool = False)
         "logger=csv",
     ]
     run = work / "resnet20_fast"
+    resumed = work / "resnet20_fast_resumed"
     fast = [
         "train.py",
         "experiment=resnet20_fast",
@@ -291,8 +292,14 @@ def paths(device: torch.device, compile_: bool, work: Path, quick: bool = False)
         ),
         (
             "resume from last.ckpt for a second epoch",
-            [*fast, "trainer.max_epochs=2", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"],
-            lambda: status(run, epochs=2),
+            # into a new run folder: a run's folder is never given to other settings (job_folder.check_job_folder)
+            [
+                *fast[:-1],
+                "trainer.max_epochs=2",
+                f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+                f"hydra.run.dir={resumed}",
+            ],
+            lambda: status(resumed, epochs=2),
         ),
         ("eval.py from the run folder", ["eval.py", f"run_dir={run}"], lambda: None),
         (

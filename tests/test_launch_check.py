@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from dllabs.errors import ConfigError
 from dllabs.launch_check import _jobs, check_command_line
-from tests.conftest import CONF_DIR, run_cli
+from tests.conftest import CONF_DIR, QUIET, run_cli
 
 # (command line, the start of the one error line after "error: ")
 REFUSED = [
@@ -113,9 +113,16 @@ def test_good_command_lines_pass(tmp_path):
         check_command_line("train", [*args, f"hydra.run.dir={tmp_path}/run"])
     # a SLURM sweep is checked on the login node: the GPU its jobs ask for is not there, and not refused
     check_command_line("train", ["-m", "hydra/launcher=slurm", "trainer=gpu", "optimizer.lr=0.1,0.2"])
-    for command, args in (("analyze", []), ("eval", ["run_dir=."]), ("generate", ["model.pretrained=gpt2"])):
+    # eval's run_dir must be a run folder made by train.py (input_files.check_input_files): a tiny real one
+    trained = tmp_path / "trained"
+    result = run_cli(["train.py", "experiment=lms", *QUIET, "trainer.max_epochs=1", "logger=csv",
+                      f"hydra.run.dir={trained}"], timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for command, args in (("analyze", []), ("eval", [f"run_dir={trained}"]), ("generate", ["model.pretrained=gpt2"])):
         check_command_line(command, args)  # other commands' configs (analyze names its folder from ${hydra:...})
     assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match=r"is not a dllabs run folder: .*config\.yaml is missing"):
+        check_command_line("eval", [f"run_dir={tmp_path}"])  # a folder, but no run in it
     with pytest.raises(ConfigError, match=r"^optimizer\.lr=-1: must be a number > 0 \(sweep job 1 of 2"):
         check_command_line("train", ["-m", "experiment=lms", "optimizer.lr=0.01,-1"])
 
