@@ -7,7 +7,6 @@ satisfy pyproject.toml's requirements (a renewed lock that broke a floor would b
 
 from __future__ import annotations
 
-import tomllib
 from importlib.metadata import PackageNotFoundError, distribution
 
 import pytest
@@ -16,6 +15,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from tests.conftest import ROOT
+
+tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
 
 EXTRAS = ("dev", "nlp", "sweep")
 
