@@ -19,9 +19,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from dllabs.errors import ConfigError, CorruptDataError
+from dllabs.records import FINISHED
 
-# a run folder whose metrics.json says one of these is finished: with ckpt_path=last it is not trained again
-FINISHED = ("ok", "diverged", "pruned")
 # keys that say how a job starts, not what it is: a job and a run differing only in these are the same run
 VOLATILE = ("ckpt_path",)
 _SHOWN = 3  # differing keys named in a refusal

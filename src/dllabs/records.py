@@ -6,6 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+# a run's status in its metrics.json (dllabs.callbacks.run_record writes it)
+STATUSES = ("ok", "diverged", "failed", "pruned")
+# the statuses of a run that ended: with ckpt_path=last it is not trained again (a failed one is)
+FINISHED = tuple(status for status in STATUSES if status != "failed")
+
 
 def plain_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """Logged metrics as sorted plain floats: epoch values under their plain names, per-step values left out."""

@@ -41,14 +41,13 @@ from omegaconf import DictConfig
 
 from dllabs.callbacks.results import collect_results
 from dllabs.errors import TrainingDiverged
-from dllabs.records import plain_metrics, write_json_atomic
+from dllabs.records import STATUSES, plain_metrics, write_json_atomic
 from dllabs.reporting.curves import plot_history
 from dllabs.reporting.hparams import live_row
 from dllabs.reporting.tensorboard_hparams import log_row
 
 log = logging.getLogger("dllabs")
 
-STATUSES = ("ok", "diverged", "failed", "pruned")
 _WRITTEN_KEYS = frozenset({
     "status", "output_dir", "error", "metrics", "optimized_metric", "best_epoch", "best_score", "best_checkpoint",
     "epochs_completed", "wall_time_s", "history", "results", "stopped_at",
