@@ -58,14 +58,25 @@ def test_search_with_a_diverged_and_a_crashed_trial_completes_and_resumes(cifar_
     assert results.trials.complete == 1 and results.trials.fail == 2
     assert json.loads((sweep_dir / str(best_number) / "metrics.json").read_text())["best_score"] == results.best_value
 
-    second = run_cli(  # the same study extended: only the missing trials run, in run folders 3 and 4
-        ["train.py", "-m", *quick, *search, "optimizer.lr=0.01", "hydra.sweeper.n_trials=5"]
+    changed = run_cli(  # another search space on the same study: refused before anything is written
+        ["train.py", "-m", *quick, *search, "optimizer.lr=choice(0.01,0.1)", "hydra.sweeper.n_trials=5"]
+    )
+    assert changed.returncode == 2, changed.stderr[-3000:]
+    error = [line for line in changed.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "another search space" in error[0], changed.stderr[-2000:]
+    assert "optimizer.lr was choice(0.01, 1000000.0, -1.0), now choice(0.01, 0.1)" in error[0], error[0]
+    assert sorted(_trials(sweep_dir)) == [0, 1, 2] and not (sweep_dir / "3").exists()
+
+    second = run_cli(  # the same space, another sampler: the study is extended by the missing trials, folders 3, 4
+        ["train.py", "-m", *quick, *search, "optimizer.lr=choice(0.01,1e6,-1.0)", "hydra.sweeper.n_trials=5"]
     )
     assert second.returncode == 0, second.stderr[-3000:]
     trials = _trials(sweep_dir)
     assert sorted(trials) == [0, 1, 2, 3, 4]
-    assert trials[3]["state"] == trials[4]["state"] == "COMPLETE"
-    assert json.loads((sweep_dir / "4" / "metrics.json").read_text())["status"] == "ok"
+    for number in (3, 4):
+        state, status = expected[float(trials[number]["params_optimizer.lr"])]
+        assert trials[number]["state"] == state, trials[number]
+        assert json.loads((sweep_dir / str(number) / "metrics.json").read_text())["status"] == status
     assert not (sweep_dir / "5").exists()
 
 
@@ -159,3 +170,29 @@ def test_ask_lock_on_a_storage_whose_folder_does_not_exist_yet(tmp_path, storage
     with ask_lock(url):
         open_storage(url)
     assert (tmp_path / "new" / "folder").is_dir()
+
+
+def test_a_study_from_before_the_recorded_space_is_checked_by_its_trials(tmp_path):
+    """A study made before the space was stored (no user attribute) is compared with its first trial's space."""
+    from dllabs.errors import ConfigError
+    from dllabs.search.space import SPACE_ATTR, check_same_space, remember_space
+
+    storage = f"sqlite:///{tmp_path}/old.db"
+    study = optuna.create_study(study_name="old", storage=storage)
+    same = SearchSpace.from_overrides(["optimizer.lr=tag(log, interval(1e-4, 0.1))", "trainer.max_epochs=3"])
+    check_same_space(study, SearchSpace.from_overrides(["optimizer.lr=range(1, 5)"]), storage)  # no trial: any
+    trial = study.ask(same.distributions)
+    study.tell(trial, 0.5)
+    check_same_space(study, SearchSpace.from_overrides(["optimizer.lr=tag(log, interval(1e-4, 0.1))"]), storage)
+    with pytest.raises(ConfigError, match=r"optimizer.lr was tag\(log, interval\(0.0001, 0.1\)\), now interval\(1, 4\)"):
+        check_same_space(study, SearchSpace.from_overrides(["optimizer.lr=range(1, 5)"]), storage)
+    with pytest.raises(ConfigError, match="optimizer.momentum was not searched, now interval"):
+        check_same_space(study, SearchSpace.from_overrides([*same_lr(), "optimizer.momentum=interval(0.8, 0.9)"]),
+                         storage)
+    remember_space(study, same)
+    assert study.user_attrs[SPACE_ATTR] == {"optimizer.lr": optuna.distributions.distribution_to_json(
+        same.distributions["optimizer.lr"])}
+
+
+def same_lr() -> list[str]:
+    return ["optimizer.lr=tag(log, interval(1e-4, 0.1))"]

@@ -32,6 +32,7 @@ from dllabs.pairings import check_pairing
 
 _HYDRA_FLAGS = ("-m", "--multirun")  # the only flags checked here; with any other (--help, --cfg), Hydra answers
 _BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+_OPTUNA_SWEEPER = "hydra_plugins.dllabs_optuna_sweeper."
 
 
 def _dotted_keys(node: DictConfig | ListConfig, path: str = "") -> list[str]:
@@ -99,8 +100,8 @@ def _jobs(command: str, overrides: list[str], multirun: bool) -> list[list[str]]
     return [job for batch in BasicSweeper.split_arguments(swept, None) for job in batch]
 
 
-def _check_job(command: str, overrides: list[str], number: int | None) -> None:
-    """Check one job's config as the job will see it (its output folder named, not made)."""
+def _job_config(command: str, overrides: list[str], number: int | None) -> DictConfig:
+    """One job's config as the job will see it, its output folder named (not made), set as Hydra's config."""
     cfg = compose(command, overrides, return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.cwd = os.getcwd()
@@ -111,10 +112,37 @@ def _check_job(command: str, overrides: list[str], number: int | None) -> None:
         run = cfg.hydra.run.dir if number is None else Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
         cfg.hydra.runtime.output_dir = str(Path(run).absolute())
     HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def _check_job(command: str, overrides: list[str], number: int | None) -> None:
+    """Check one job's config as the job will see it (its output folder named, not made)."""
+    cfg = _job_config(command, overrides, number)
     validate_config(cfg)
     check_pairing(CONF_DIR, OmegaConf.select(cfg, "hydra.runtime.choices") or {})
     check_job_folder(cfg, multirun=number is not None)  # the run already in its folder, if any, is this job's
     check_input_files(cfg, multirun=number is not None)  # ckpt_path, data files, run_dir: readable
+
+
+def _check_study(command: str, base: list[str], overrides: list[str]) -> None:
+    """An Optuna search resumed or extended searches the space its study was made with (``base``: the sweep's
+    fixed overrides, ``overrides``: its whole command line)."""
+    cfg = _job_config(command, base, 0)
+    sweeper = cfg.hydra.sweeper
+    if not str(sweeper.get("_target_", "")).startswith(_OPTUNA_SWEEPER):
+        return
+    # imported here: Optuna's import (0.35 s) is paid by Optuna searches only, not by every command
+    from dllabs.search.space import SearchSpace, check_same_space
+    from dllabs.search.study import existing_study, storage_of
+
+    storage = storage_of(sweeper, Path(cfg.hydra.sweep.dir))
+    study = existing_study(storage, str(sweeper.study_name))
+    if study is None:
+        return
+    params = OmegaConf.to_container(sweeper.params, resolve=True) if sweeper.params else {}
+    task = [o.input_line for o in OverridesParser.create().parse_overrides(overrides)
+            if not o.get_key_element().lstrip("+~").startswith("hydra")]  # what Hydra gives the sweeper
+    check_same_space(study, SearchSpace.from_overrides([f"{k}={v}" for k, v in params.items()] + task), storage)
 
 
 def check_command_line(command: str, args: Sequence[str]) -> None:
@@ -141,5 +169,7 @@ def check_command_line(command: str, args: Sequence[str]) -> None:
                         swept = " ".join(o for o in job if o not in overrides) or " ".join(job)
                         raise ConfigError(f"{err} (sweep job {number} of {len(jobs)}: {swept})") from err
                     raise
+            if multirun and len(jobs) == 1:  # the basic sweeper's jobs are all checked above
+                _check_study(command, jobs[0], overrides)
     finally:
         GlobalHydra.instance().clear()

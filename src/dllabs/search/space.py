@@ -10,6 +10,9 @@
 - anything else is a fixed override given to every trial.
 
 The grid sampler takes every value of ``choice`` and ``range`` (an ``interval`` has no grid).
+
+A study keeps the space it was made with (its ``search_space`` user attribute); a command that resumes or extends it
+with another space is refused (:func:`check_same_space`), since its trials would not be comparable.
 """
 
 from __future__ import annotations
@@ -17,9 +20,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, Transformer
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
+    json_to_distribution,
+)
+
+from dllabs.errors import ConfigError
+
+SPACE_ATTR = "search_space"  # the study's user attribute: {key: Optuna's JSON of its distribution}
 
 
 @dataclass
@@ -83,3 +98,51 @@ def distribution_of(override: Override) -> BaseDistribution:
         return IntDistribution(int(start), int(last), step=int(step))
     choices = list(override.sweep_iterator(transformer=Transformer.encode))
     return CategoricalDistribution(choices)
+
+
+def stored_space(study: optuna.Study) -> dict[str, str] | None:
+    """The space ``study`` was made with (its user attribute; for a study from before it, its first trial's);
+    None for a study with no trial yet."""
+    stored = study.user_attrs.get(SPACE_ATTR)
+    if stored is not None:
+        return dict(stored)
+    trials = study.get_trials(deepcopy=False)
+    if not trials:
+        return None
+    return {name: distribution_to_json(d) for name, d in trials[0].distributions.items()}
+
+
+def describe(distribution: BaseDistribution) -> str:
+    """A distribution in the override syntax that made it."""
+    if isinstance(distribution, CategoricalDistribution):
+        return f"choice({', '.join(str(c) for c in distribution.choices)})"
+    step = distribution.step
+    if step is not None and not (isinstance(distribution, IntDistribution) and step == 1 and not distribution.log):
+        return f"range({distribution.low}, {distribution.high + step}, {step})"  # the end excluded, as written
+    text = f"interval({distribution.low}, {distribution.high})"
+    return f"tag(log, {text})" if distribution.log else text
+
+
+def check_same_space(study: optuna.Study, space: SearchSpace, storage: str) -> None:
+    """Raise :class:`ConfigError` when ``study`` already holds trials of another search space."""
+    stored = stored_space(study)
+    current = {name: distribution_to_json(d) for name, d in space.distributions.items()}
+    if stored is None or stored == current:
+        return
+    changes = []
+    for name in sorted(stored.keys() | current.keys()):
+        before = describe(json_to_distribution(stored[name])) if name in stored else "not searched"
+        now = describe(space.distributions[name]) if name in current else "not searched"
+        if before != now or stored.get(name) != current.get(name):
+            changes.append(f"{name} was {before}, now {now}")
+    raise ConfigError(
+        f"study {study.study_name!r} in {storage} was made with another search space ({'; '.join(changes)}); "
+        "its trials would not be comparable: search the same space to resume or extend it, or start a new study "
+        "(hydra.sweeper.study_name=<new name>)"
+    )
+
+
+def remember_space(study: optuna.Study, space: SearchSpace) -> None:
+    """Store the space in a study that has none recorded (a new study), for :func:`check_same_space`."""
+    if SPACE_ATTR not in study.user_attrs:
+        study.set_user_attr(SPACE_ATTR, {name: distribution_to_json(d) for name, d in space.distributions.items()})

@@ -29,6 +29,7 @@ import optuna
 from hydra.utils import instantiate
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
 # the job's trial: storage, study name, trial id (Optuna's), set per job by the sweeper
@@ -49,6 +50,25 @@ PRUNERS = {
 def is_journal(storage: str) -> bool:
     """A storage that is not a URL is the path of a journal file."""
     return _URL.match(storage) is None
+
+
+def storage_of(sweeper: Any, sweep_dir: Path) -> str:
+    """The study's storage: ``hydra.sweeper.storage``, else a SQLite file in the sweep folder."""
+    return str(sweeper.storage or f"sqlite:///{Path(sweep_dir).resolve()}/optuna.db")
+
+
+def existing_study(storage: str, study_name: str) -> optuna.Study | None:
+    """The study if its storage and the study exist already, without creating either (None otherwise)."""
+    is_file = is_journal(storage) or storage.startswith("sqlite:///")
+    if is_file and not Path(storage.removeprefix("sqlite:///")).expanduser().is_file():
+        return None
+    try:
+        return optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    except KeyError:  # no study of that name in the storage
+        return None
+    except (SQLAlchemyError, ImportError) as err:  # a server not reachable, no driver: the sweeper will say so
+        log.debug("could not read %s: %s", storage, err)
+        return None
 
 
 def open_storage(

@@ -39,8 +39,8 @@ from optuna.storages._heartbeat import (  # Optuna's, used by optimize()
 from optuna.trial import TrialState
 
 from dllabs.errors import DllabsError
-from dllabs.search.space import SearchSpace
-from dllabs.search.study import PRUNED_AT, ask_lock, make_pruner, open_storage, trial_env
+from dllabs.search.space import SearchSpace, check_same_space, remember_space
+from dllabs.search.study import PRUNED_AT, ask_lock, make_pruner, open_storage, storage_of, trial_env
 from dllabs.search.summary import summarise
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class OptunaSearch:
         self.launcher = launcher
         self.config = config
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
-        self.storage_url = str(settings.storage or f"sqlite:///{self.sweep_dir.resolve()}/optuna.db")
+        self.storage_url = storage_of(settings, self.sweep_dir)
         self.failures: list[str] = []
 
     def run(self, arguments: list[str]) -> dict[str, Any]:
@@ -72,8 +72,6 @@ class OptunaSearch:
             n_trials = min(n_trials, math.prod(len(values) for values in grid.values()))
         else:
             sampler = instantiate(settings.sampler)
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
         with ask_lock(self.storage_url):  # file storages: no two workers create the tables at once
             self.storage = open_storage(
                 self.storage_url, settings.heartbeat_interval, settings.grace_period, settings.retry_failed
@@ -82,6 +80,10 @@ class OptunaSearch:
                 study_name=settings.study_name, storage=self.storage, sampler=sampler,
                 pruner=make_pruner(settings.pruner), direction=settings.direction, load_if_exists=True,
             )
+            check_same_space(study, space, self.storage_url)  # train.py's launch check refused it already, unless
+            remember_space(study, space)  # another worker made the study since
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
         self.n_trials = n_trials
         log.info(
             "Study %s in %s: %d trials, sampler %s, pruner %s, direction %s; searching %s",
