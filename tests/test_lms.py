@@ -202,7 +202,28 @@ def test_rate_above_the_bound_diverges_and_says_so(tmp_path):
     assert results["final_mse"] in ("inf", "nan") and len(results["mse_history"]) < 20
     assert results["lr"] > results["stability_bound"]
     assert (tmp_path / "lms_mse.png").exists(), "the curve of a diverged run is drawn too"
+    assert (tmp_path / "lms_planes.png").stat().st_size > 0, "and its planes figure"
     json.dumps(results, allow_nan=False)
+
+
+@pytest.mark.parametrize("blown_up", [[np.nan, np.nan, np.nan], [np.inf, -np.inf, 1.0], [3e30, -1e29, 2e30]])
+def test_planes_of_a_diverged_run_keep_the_data_readable(blown_up):
+    """NaN, infinite or huge LMS weights do not stretch the axes: the data and the Wiener plane fill the figure,
+    and the legend says the LMS plane is off the chart."""
+    from dllabs.analysis.lms_figures import plot_planes
+
+    datamodule = LMSDataModule(num_samples=100, seed=0)
+    datamodule.setup()
+    features, targets = datamodule.features, datamodule.targets
+    wiener = np.linalg.lstsq(features, targets, rcond=None)[0].ravel()
+    figure = plot_planes(features, targets, wiener, np.array(blown_up))
+    axes = figure.axes[0]
+    low, high = axes.get_zlim()
+    spread = targets.max() - targets.min()
+    assert targets.min() - spread <= low <= targets.min() and targets.max() <= high <= targets.max() + spread
+    labels = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert any(label.startswith("LMS") and "off the chart" in label for label in labels), labels
+    assert any(label.startswith("Wiener") and "off the chart" not in label for label in labels), labels
 
 
 def test_half_mean_convention_halves_every_mse(tmp_path):
