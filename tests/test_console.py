@@ -9,7 +9,7 @@ from tests.conftest import TWO_BATCHES, run_cli
 HYDRA_PREFIX = re.compile(r"^\[[^\]]+\]\[[^\]]+\]\[[A-Z]+\] - ")  # [time][logger][LEVEL] - message
 
 
-def _messages(output: str) -> list[str]:
+def messages(output: str) -> list[str]:
     """Console lines without the logging prefix, tables' borders and blank lines."""
     lines = (HYDRA_PREFIX.sub("", line.removeprefix("INFO: ")).strip() for line in output.splitlines())
     return [line for line in lines if any(char.isalnum() for char in line)]
@@ -23,9 +23,9 @@ def test_short_training_prints_each_message_once(cifar_fixture, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     output = result.stdout + result.stderr
-    messages = _messages(output)
-    assert any("Trainer.fit` stopped" in m for m in messages)  # Lightning's own messages do reach the console
-    repeated = {line: n for line, n in Counter(messages).items() if n > 1}
+    lines = messages(output)
+    assert any("Trainer.fit` stopped" in m for m in lines)  # Lightning's own messages do reach the console
+    repeated = {line: n for line, n in Counter(lines).items() if n > 1}
     assert not repeated, repeated
     assert "Tip:" not in output and "litlogger" not in output
     assert "LeafSpec" not in output  # torch's FutureWarning raised by Lightning's own code

@@ -3,6 +3,7 @@
 import csv
 import json
 import pickle
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,9 @@ from omegaconf import OmegaConf, open_dict
 from torchvision.io import write_png
 
 from dllabs.errors import CheckpointMismatchError, ConfigError, CorruptDataError, DatasetNotFoundError
-from tests.conftest import compose_config, run_cli, run_train
+from dllabs.predicting import output_path
+from tests.conftest import ROOT, compose_config, run_cli, run_train
+from tests.test_console import messages
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -144,3 +147,45 @@ def test_mismatched_model_and_checkpoint(trained_run, test_batch, tmp_path):
     assert result.returncode == 2
     assert "error:" in result.stderr and "not saved from this model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_predict_and_eval_commands_print_each_message_once_and_predict_writes_in_its_folder(
+    trained_run, test_batch, tmp_path
+):
+    """As a user runs them (Python's default warning filters, from another folder): no repeated line, no Lightning
+    advert or warning they cannot act on; a relative output= lands in predict's own output folder, with its
+    documented summary beside it."""
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    user = {"PYTHONWARNINGS": ""}
+    predicted = run_cli(
+        [str(ROOT / "predict.py"), f"run_dir={trained_run}", f"input={test_batch}", "output=sub/preds.csv",
+         f"hydra.run.dir={tmp_path}/predict_run"], cwd=elsewhere, env=user,
+    )
+    evaluated = run_cli([str(ROOT / "eval.py"), f"run_dir={trained_run}", f"hydra.run.dir={tmp_path}/eval_run"],
+                        cwd=elsewhere, env=user)
+    for result in (predicted, evaluated):
+        assert result.returncode == 0, result.stderr[-2000:]
+        output = result.stdout + result.stderr
+        repeated = {line: n for line, n in Counter(messages(output)).items() if n > 1}
+        assert not repeated, repeated
+        assert "Tip:" not in output and "litlogger" not in output and "LeafSpec" not in output, output
+        assert "GPU available" in output  # Lightning's own messages still reach the console, once
+    csv_path = tmp_path / "predict_run" / "sub" / "preds.csv"
+    assert f"wrote 100 predictions to {csv_path}" in predicted.stdout
+    assert not any(elsewhere.iterdir()), "nothing is written into the folder predict.py was started from"
+    summary = json.loads((csv_path.parent / "preds_summary.json").read_text())
+    documented = {"run_dir", "checkpoint", "input", "predictions", "count", "predicted_counts",  # README, Predictions
+                  "accuracy", "labelled", "per_class", "confusion_matrix"}
+    assert set(summary) == documented
+    assert summary["predictions"] == str(csv_path) and summary["count"] == 100
+    assert Path(summary["confusion_matrix"]).is_file()
+
+
+def test_output_path_rules(tmp_path):
+    folder = tmp_path / "run"
+    assert output_path(None, folder) == folder / "predictions.csv"
+    assert output_path("a/b.csv", folder) == folder / "a" / "b.csv"
+    assert output_path(str(tmp_path / "abs.csv"), folder) == tmp_path / "abs.csv"
+    assert output_path("out/", folder) == folder / "out" / "predictions.csv"
+    assert output_path(str(tmp_path), folder) == tmp_path / "predictions.csv"  # an existing folder

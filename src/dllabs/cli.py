@@ -21,7 +21,6 @@ from dllabs.config_schema import validate_config
 from dllabs.entry import CONF_DIR, run_mode
 from dllabs.errors import TrainingDiverged
 from dllabs.job_folder import finished_record
-from dllabs.lightning_console import route_lightning_logs_through_hydra
 from dllabs.pairings import check_pairing
 
 log = logging.getLogger("dllabs")
@@ -39,7 +38,6 @@ def train(cfg: DictConfig) -> float | None:
     finished = _finished_record(cfg)
     if finished is not None:
         return optimized_value(finished)
-    route_lightning_logs_through_hydra()
     record = RunRecord.for_run(cfg)
     trainer = None
     try:

@@ -5,7 +5,7 @@ It checks every job's composed config before Hydra starts, so before any folder 
 user error (:class:`~dllabs.errors.DllabsError`, also when Hydra wraps it while instantiating) into one ``error:``
 line and exit status 2, after registering the project's OmegaConf resolvers (:mod:`dllabs.resolvers`).
 ``HYDRA_FULL_ERROR=1`` (or ``--verbose`` on the command line) shows the traceback instead; a bad config still stops
-before the run folder. What Lightning prints is tidied by :mod:`dllabs.lightning_console`.
+before the run folder. What Lightning prints is tidied by :mod:`dllabs.lightning_console` for every command.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from dllabs.config_schema import CONF_DIR
 from dllabs.errors import DllabsError
 from dllabs.launch_check import check_command_line
+from dllabs.lightning_console import route_lightning_logs_through_hydra
 from dllabs.resolvers import register_resolvers
 
 log = logging.getLogger("dllabs")
@@ -68,6 +69,7 @@ def hydra_main(task_function: Callable[[DictConfig], Any], config_name: str) -> 
         exit_with(err)
 
     def guarded(cfg: DictConfig) -> Any:
+        route_lightning_logs_through_hydra()  # under Hydra's job logging now: each message once, no adverts
         try:
             return task_function(cfg)
         except Exception as err:

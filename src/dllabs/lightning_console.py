@@ -1,7 +1,8 @@
 """What Lightning prints to the console: each message once, without its adverts.
 
 :func:`silence_lightning_tips` is for any code that builds a Trainer (a command, the ledger's inference pass);
-:func:`route_lightning_logs_through_hydra` is for a run under Hydra's job logging (``cli.train``).
+:func:`route_lightning_logs_through_hydra` is for a command under Hydra's job logging (every job of
+:func:`dllabs.entry.hydra_main`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The run's datamodule turns ``input=<path>`` or ``text="..."`` into a :class:`~dl
 (its ``prediction_data`` hook); the run's task gives class probabilities (``predict_step``). The CSV has one
 row per input in input order: ``Id,Label`` (``Label`` = class index), plus ``File`` when the inputs were files
 and ``Probability,Text`` for text inputs. When the inputs carry labels, accuracy, a per-class table and a
-confusion-matrix figure are reported too.
+confusion-matrix figure are reported too. Beside the CSV, ``<name>_summary.json`` holds what was predicted
+(run, checkpoint, input, counts per class; accuracy and the per-class table for labelled inputs).
 """
 
 from __future__ import annotations
@@ -127,6 +128,15 @@ def print_texts(
         print(f"{names[label]} ({probabilities[i, label]:.1%}): {shown}")
 
 
+def output_path(output: str | None, folder: Path) -> Path:
+    """Where ``predictions.csv`` goes: this command's output folder; ``output=<name>`` relative to that folder, an
+    absolute ``output`` as given; a folder (existing, or written with a trailing ``/``) gets ``predictions.csv``."""
+    if not output:
+        return folder / "predictions.csv"
+    path = folder / Path(output).expanduser()  # an absolute path replaces the folder
+    return path / "predictions.csv" if path.is_dir() or str(output).endswith(("/", "\\")) else path
+
+
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Predict ``cfg.input`` or ``cfg.text`` with the run in ``cfg.run_dir``; returns a summary."""
     from dllabs.runs import restore_run
@@ -146,7 +156,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     log.info("predicting with %s", checkpoint)
 
     data = hook(input=cfg.get("input"), text=cfg.get("text"))
-    output = Path(cfg.get("output") or Path(cfg.paths.output_dir) / "predictions.csv")
+    output = output_path(cfg.get("output"), Path(cfg.paths.output_dir))
     probabilities = predict_probabilities(task, data.loader, cfg.get("accelerator", "auto"), output.parent)
     if len(probabilities) != len(data.ids):
         raise ConfigError(
