@@ -107,12 +107,15 @@ def test_pruner_by_name_or_by_config():
     assert isinstance(hyperband, optuna.pruners.HyperbandPruner) and hyperband._min_resource == 2
     with pytest.raises(ValueError, match="median"):
         make_pruner("medain")
+    # hyperband's max_resource: auto is the trials' epochs (the callback reports epochs trained, 1..max_epochs)
+    assert make_pruner("hyperband", max_epochs=8)._max_resource == 8
+    assert make_pruner({"_target_": "optuna.pruners.HyperbandPruner", "max_resource": 5}, 8)._max_resource == 5
 
 
 @pytest.mark.parametrize("pruner", ["median", "percentile", "hyperband", "successive_halving", "none"])
 def test_every_pruner_option_composes_and_builds(tmp_path, pruner):
     cfg = compose_config(["sweep=optuna_simplenn", f"hydra/sweeper/pruner={pruner}"], tmp_path)
-    assert isinstance(make_pruner(cfg.hydra.sweeper.pruner), optuna.pruners.BasePruner)
+    assert isinstance(make_pruner(cfg.hydra.sweeper.pruner, cfg.trainer.max_epochs), optuna.pruners.BasePruner)
     by_name = compose_config(["sweep=optuna_simplenn", f"hydra.sweeper.pruner={pruner}"], tmp_path)
     assert type(make_pruner(by_name.hydra.sweeper.pruner)) is type(make_pruner(cfg.hydra.sweeper.pruner))
 

@@ -69,6 +69,8 @@ def test_hopeless_trials_are_pruned_at_an_early_epoch_in_and_out_of_process(tmp_
         assert hopeless.returncode == 0, hopeless.stderr[-3000:]
     trials = _trials(storage)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 + [TrialState.PRUNED] * 2
+    for trial in trials:  # each validation epoch reported at the number of epochs trained: the pruners' resource
+        assert sorted(trial.intermediate_values) == list(range(1, len(trial.intermediate_values) + 1))
     for trial in trials[2:]:
         assert trial.user_attrs["pruned_at_epoch"] <= 1
         run = tmp_path / "sweep" / str(trial.number)

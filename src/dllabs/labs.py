@@ -239,13 +239,16 @@ LABS: dict[str, Lab] = {lab.name: lab for lab in (
             report("l1_vs_l2_weights", "scripts/compare_weights.py", "{lab}/l1_vs_l2/0", "{lab}/l1_vs_l2/1",
                    "--labels", "L1", "L2", "--out", "{lab}/l1_vs_l2/weights.png", needs=("l1_vs_l2",)),
             # the lab-4 search space with a CPU budget (20 seeded TPE trials of 8 epochs on 10k images; issue 26):
-            # without pruning, then with hyperband, then the two compared
+            # without pruning, then with hyperband, then with successive halving (a rung after 1 and 4 epochs, the best
+            # quarter promoted), then the three compared
             sweep("search_tpe", "experiment=simplenn_robust", "sweep=optuna_simplenn_budget",
                   "hydra.sweeper.study_name=simplenn_robust_budget"),
             sweep("search_hyperband", "experiment=simplenn_robust", "sweep=optuna_simplenn_budget",
                   "hydra.sweeper.study_name=simplenn_robust_budget_hyperband", "hydra/sweeper/pruner=hyperband"),
+            sweep("search_sha", "experiment=simplenn_robust", "sweep=optuna_simplenn_budget",
+                  "hydra.sweeper.study_name=simplenn_robust_budget_sha", "hydra/sweeper/pruner=successive_halving"),
             report("search_compare", "scripts/compare_searches.py", "{lab}/search_tpe", "{lab}/search_hyperband",
-                   "--out", "{dir}", needs=("search_tpe", "search_hyperband"),
+                   "{lab}/search_sha", "--out", "{dir}", needs=("search_tpe", "search_hyperband", "search_sha"),
                    reference="pruned: >= 2.5x fewer epochs for a best val acc within 1 point (issue 26)"),
         ),
         experiments={"simplenn_robust": ""},

@@ -3,7 +3,8 @@
 Inert outside an Optuna search (no trial in the environment, see :mod:`dllabs.search.study`). In a search, the
 job reaches the study through its storage, so this works for jobs in the sweeper's process and for jobs in
 other processes or on other machines (``hydra/launcher=local``, ``slurm``). The pruner is the sweeper's
-(``hydra.sweeper.pruner``, read from the job's Hydra config).
+(``hydra.sweeper.pruner``, read from the job's Hydra config). The step reported is the number of epochs trained
+(1 after the first epoch): the pruners' resource, so ``min_resource: 1`` or ``n_warmup_steps: 3`` count epochs.
 
 A pruned run stops like a finished one after that epoch (its :class:`~dllabs.callbacks.run_record.RunRecord` is
 told ``pruned``, which stops training; the best checkpoint is still tested), so it keeps its checkpoints, history
@@ -27,7 +28,7 @@ log = logging.getLogger("dllabs")
 
 
 class OptunaPruning(L.Callback):
-    """Optuna's pruning for a Lightning run: ``trial.report(monitor, epoch)`` then ``trial.should_prune()``."""
+    """Optuna's pruning for a Lightning run: ``trial.report(monitor, epochs trained)``, then ``trial.should_prune()``."""
 
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
@@ -36,7 +37,7 @@ class OptunaPruning(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit" or not trainer.is_global_zero or not HydraConfig.initialized():
             return
-        self.trial = trial_of_this_job(HydraConfig.get().sweeper.get("pruner"))
+        self.trial = trial_of_this_job(HydraConfig.get().sweeper.get("pruner"), max_epochs=trainer.max_epochs)
         if self.trial is not None:
             log.info("Optuna trial %d: reporting %s each validation epoch", self.trial.number, self.monitor)
 
@@ -47,7 +48,7 @@ class OptunaPruning(L.Callback):
         if self.trial is not None and self.monitor in trainer.callback_metrics:
             value = float(trainer.callback_metrics[self.monitor])
             if math.isfinite(value):  # a NaN is the divergence guard's to report
-                self.trial.report(value, step=epoch)
+                self.trial.report(value, step=epoch + 1)  # epochs trained: the resource the pruners count
                 pruned = self.trial.should_prune()
         if trainer.world_size > 1:
             pruned = trainer.strategy.broadcast(pruned)

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from hydra.utils import instantiate
+from hydra.utils import get_class
+from omegaconf import OmegaConf
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 from sqlalchemy.exc import SQLAlchemyError
@@ -102,15 +103,23 @@ def open_storage(
     raise RuntimeError(f"could not open {storage}")  # not reached: the last attempt raises its own error
 
 
-def make_pruner(spec: Any) -> optuna.pruners.BasePruner:
-    """``none``/``median``/... (Optuna's defaults; percentile at 25) or a config with ``_target_`` and settings."""
+def make_pruner(spec: Any, max_epochs: int | None = None) -> optuna.pruners.BasePruner:
+    """``none``/``median``/... (Optuna's defaults; percentile at 25) or a config with ``_target_`` and settings.
+    Hyperband's ``max_resource: auto`` is the trials' ``max_epochs`` when known (Optuna's own guess, the first
+    finished trial's last step + 1, is one more than the epochs trained, the step the pruning callback reports)."""
     if spec is None:
         return optuna.pruners.NopPruner()
     if isinstance(spec, str):
         if spec not in PRUNERS:
             raise ValueError(f"hydra.sweeper.pruner={spec}: one of {', '.join(PRUNERS)}, or a pruner config")
-        return PRUNERS[spec](25.0) if spec == "percentile" else PRUNERS[spec]()
-    return instantiate(spec)
+        pruner_class, settings = PRUNERS[spec], {"percentile": 25.0} if spec == "percentile" else {}
+    else:
+        settings = {k: v for k, v in OmegaConf.to_container(OmegaConf.create(spec), resolve=True).items()
+                    if k != "_target_"}
+        pruner_class = get_class(spec["_target_"])
+    if max_epochs and pruner_class is optuna.pruners.HyperbandPruner and settings.get("max_resource", "auto") == "auto":
+        settings["max_resource"] = int(max_epochs)
+    return pruner_class(**settings)
 
 
 @contextlib.contextmanager
@@ -147,8 +156,11 @@ def trial_env(storage: str, study_name: str, trial_id: int) -> dict[str, str]:
     return dict(zip(TRIAL_ENV, (storage, study_name, str(trial_id)), strict=True))
 
 
-def trial_of_this_job(pruner: Any, environ: Mapping[str, str] = os.environ) -> optuna.trial.Trial | None:
-    """The running trial this job is (None outside an Optuna search), to report to and ask about pruning."""
+def trial_of_this_job(
+    pruner: Any, environ: Mapping[str, str] = os.environ, max_epochs: int | None = None
+) -> optuna.trial.Trial | None:
+    """The running trial this job is (None outside an Optuna search), to report to and ask about pruning
+    (``max_epochs``: the job's, for :func:`make_pruner`)."""
     values = [environ.get(name) for name in TRIAL_ENV]
     if not all(values):
         return None
@@ -156,7 +168,7 @@ def trial_of_this_job(pruner: Any, environ: Mapping[str, str] = os.environ) -> o
     study = optuna.load_study(
         study_name=study_name,
         storage=open_storage(storage),
-        pruner=make_pruner(pruner),
+        pruner=make_pruner(pruner, max_epochs),
         sampler=optuna.samplers.RandomSampler(),  # the job samples nothing: its parameters came as overrides
     )
     return optuna.trial.Trial(study, int(trial_id))

@@ -78,7 +78,7 @@ class OptunaSearch:
             )
             study = optuna.create_study(
                 study_name=settings.study_name, storage=self.storage, sampler=sampler,
-                pruner=make_pruner(settings.pruner), direction=settings.direction, load_if_exists=True,
+                pruner=make_pruner(settings.pruner, OmegaConf.select(self.config, "trainer.max_epochs")), direction=settings.direction, load_if_exists=True,
             )
             check_same_space(study, space, self.storage_url)  # train.py's launch check refused it already, unless
             remember_space(study, space)  # another worker made the study since
