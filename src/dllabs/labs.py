@@ -239,16 +239,21 @@ LABS: dict[str, Lab] = {lab.name: lab for lab in (
             report("l1_vs_l2_weights", "scripts/compare_weights.py", "{lab}/l1_vs_l2/0", "{lab}/l1_vs_l2/1",
                    "--labels", "L1", "L2", "--out", "{lab}/l1_vs_l2/weights.png", needs=("l1_vs_l2",)),
             # the lab-4 search space with a CPU budget (20 seeded TPE trials of 8 epochs on 10k images; issue 26):
-            # without pruning, then with hyperband, then with successive halving (a rung after 1 and 4 epochs, the best
-            # quarter promoted), then the three compared
+            # without pruning, then with hyperband, then with successive halving (Optuna's reduction factor 4: a rung
+            # after 1 and 4 epochs, the best quarter promoted; then 2: rungs after 1, 2, 4 epochs, the best half
+            # promoted), then all compared
             sweep("search_tpe", "experiment=simplenn_robust", "sweep=optuna_simplenn_budget",
                   "hydra.sweeper.study_name=simplenn_robust_budget"),
             sweep("search_hyperband", "experiment=simplenn_robust", "sweep=optuna_simplenn_budget",
                   "hydra.sweeper.study_name=simplenn_robust_budget_hyperband", "hydra/sweeper/pruner=hyperband"),
             sweep("search_sha", "experiment=simplenn_robust", "sweep=optuna_simplenn_budget",
                   "hydra.sweeper.study_name=simplenn_robust_budget_sha", "hydra/sweeper/pruner=successive_halving"),
+            sweep("search_sha_rf2", "experiment=simplenn_robust", "sweep=optuna_simplenn_budget",
+                  "hydra.sweeper.study_name=simplenn_robust_budget_sha_rf2", "hydra/sweeper/pruner=successive_halving",
+                  "hydra.sweeper.pruner.reduction_factor=2"),
             report("search_compare", "scripts/compare_searches.py", "{lab}/search_tpe", "{lab}/search_hyperband",
-                   "{lab}/search_sha", "--out", "{dir}", needs=("search_tpe", "search_hyperband", "search_sha"),
+                   "{lab}/search_sha", "{lab}/search_sha_rf2", "--out", "{dir}",
+                   needs=("search_tpe", "search_hyperband", "search_sha", "search_sha_rf2"),
                    reference="pruned: >= 2.5x fewer epochs for a best val acc within 1 point (issue 26)"),
         ),
         experiments={"simplenn_robust": ""},
