@@ -15,6 +15,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from tests import cli_forkserver
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 SHARED_DATA = Path(os.environ.get("DLLABS_DATA_DIR", ROOT.parent / "shared" / "data"))
@@ -61,9 +63,17 @@ def run_train(overrides: Sequence[str], output_dir: Path) -> tuple[float | None,
     return train(cfg), cfg
 
 
-def run_cli(args: Sequence[str], cwd: Path = ROOT, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run an entry point (``train.py``, ``eval.py``, ...) as a user would."""
+def run_cli(
+    args: Sequence[str], cwd: Path = ROOT, timeout: int = 300, env: dict | None = None, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """Run an entry point (``train.py``, ``eval.py``, ...) as a user would: a process of its own, forked from one
+    that has imported torch, Lightning and dllabs already (:mod:`tests.cli_forkserver`), or with ``fresh=True`` (and
+    whenever the environment changes what those imports read) a new ``python`` process."""
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    if not fresh:
+        forked = cli_forkserver.run([str(a) for a in args], Path(cwd), full_env, timeout)
+        if forked is not None:
+            return forked
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env, check=False
     )
