@@ -42,7 +42,7 @@ from dllabs.data.cifar10 import MEAN, STD
 from dllabs.data.device_loader import DeviceLoader, resolve_device
 from dllabs.data.image_dataset import ImageTensorDataset
 from dllabs.data.transforms import cifar_train_transform
-from dllabs.hardware import cpu_peak, training_flops_per_image
+from dllabs.hardware import cpu_model, cpu_peak, training_flops_per_image
 from dllabs.tasks.classification import ClassificationTask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,16 +61,8 @@ def synthetic_cifar(count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tens
 
 
 def machine(device: torch.device, threads: int) -> dict:
-    cpu = platform.processor()
-    if Path("/proc/cpuinfo").exists():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
     info = {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": threads,
         "device": str(device),

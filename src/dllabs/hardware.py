@@ -19,6 +19,7 @@ can run above it, so a measured fraction of peak is approximate within the turbo
 from __future__ import annotations
 
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +34,25 @@ FP32 = "32-true"
 _NOT_CPU = {"gpu", "cuda", "mps", "tpu", "xla", "hpu"}
 
 
-def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str] | None:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (Linux); None where the file is missing or has none."""
+def cpuinfo_values(key: str, cpuinfo: Path = CPUINFO) -> list[str]:
+    """Every value of ``key`` in ``/proc/cpuinfo`` (one per logical CPU), the one place this file is read; empty where
+    it is missing (not Linux) or has no such key."""
     if not cpuinfo.exists():
-        return None
-    for line in cpuinfo.read_text().splitlines():
-        if line.startswith(("flags", "Features")):
-            return set(line.split(":", 1)[1].split())
-    return None
+        return []
+    pairs = (line.split(":", 1) for line in cpuinfo.read_text().splitlines() if ":" in line)
+    return [value.strip() for name, value in pairs if name.strip() == key]
+
+
+def cpu_model(cpuinfo: Path = CPUINFO) -> str:
+    """The processor's model name (``model name`` in ``/proc/cpuinfo``; the platform's answer elsewhere)."""
+    names = cpuinfo_values("model name", cpuinfo)
+    return names[0] if names else platform.processor() or platform.machine()
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str] | None:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (Linux; ``Features`` on ARM); None where it has none."""
+    flags = cpuinfo_values("flags", cpuinfo) or cpuinfo_values("Features", cpuinfo)
+    return set(flags[0].split()) if flags else None
 
 
 def native_bf16(flags: set[str] | None = None) -> bool:
@@ -122,9 +134,7 @@ def flops_per_cycle(flags: set[str]) -> tuple[int, str, int, str]:
 
 def clock_ghz(cpuinfo: Path = CPUINFO) -> float | None:
     """The nominal clock in GHz (the highest ``cpu MHz`` in ``/proc/cpuinfo``); None where it is not reported."""
-    if not cpuinfo.exists():
-        return None
-    mhz = [float(line.split(":", 1)[1]) for line in cpuinfo.read_text().splitlines() if line.startswith("cpu MHz")]
+    mhz = [float(value) for value in cpuinfo_values("cpu MHz", cpuinfo)]
     return max(mhz) / 1000 if mhz else None
 
 

@@ -16,20 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dllabs.hardware import cpu_model
+
 # paths whose changes cannot change a run (relative to the repository root)
 NOT_CODE = ("docs", "tests", "README.md", "outputs")
 
 
 def machine() -> dict[str, Any]:
     """The machine this process runs on: CPU model, cores, GPU (when torch sees one), torch version."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    info: dict[str, Any] = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
     try:
         import torch
 
