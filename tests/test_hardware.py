@@ -32,9 +32,11 @@ def cpu_has(monkeypatch):
 
 def test_flags_are_read_from_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test\nflags\t\t: fpu avx512f amx_bf16\ncpu MHz\t\t: 2599.998\n"
-                       "processor\t: 1\nflags\t\t: fpu avx512f amx_bf16\ncpu MHz\t\t: 2400.000\n")
-    assert hardware.cpu_flags(cpuinfo) == {"fpu", "avx512f", "amx_bf16"}
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU @ 2.60GHz\nvmx flags\t: ept\nflags\t\t: fpu avx512f amx_bf16\n"
+                       "cpu MHz\t\t: 2599.998\nprocessor\t: 1\nflags\t\t: fpu avx512f amx_bf16\ncpu MHz\t\t: 2400.000\n")
+    assert hardware.cpu_flags(cpuinfo) == {"fpu", "avx512f", "amx_bf16"}  # not the "vmx flags" line
+    assert hardware.cpu_model(cpuinfo) == "Test CPU @ 2.60GHz"
+    assert hardware.cpu_model(tmp_path / "missing")  # the platform's answer
     assert hardware.clock_ghz(cpuinfo) == pytest.approx(2.599998)
     assert hardware.cpu_flags(tmp_path / "missing") is None
 
