@@ -64,9 +64,10 @@ print(json.dumps({"heavy": sorted(m for m in HEAVY if m in sys.modules)}))
 
 
 def _timed(args: list[str], repeats: int) -> tuple[float, str]:
+    """Median seconds of ``python *args`` over ``repeats`` runs (``{repeat}`` in an argument: the run's number)."""
     times, stdout = [], ""
-    for _ in range(repeats):
-        seconds, done = run_python(args)
+    for repeat in range(repeats):
+        seconds, done = run_python([arg.replace("{repeat}", str(repeat)) for arg in args])
         if done.returncode != 0:
             raise RuntimeError(f"python {' '.join(args)} failed:\n{done.stderr[-2000:]}")
         times.append(seconds)
@@ -120,8 +121,8 @@ def run(quick: bool) -> list[dict]:
         row(NAME, "import lightning: of which transformers", transformers_share_of_lightning(), "s",
             note="torchmetrics.functional.text.bert imports it when installed")
     )
-    with tempfile.TemporaryDirectory() as run_dir:
-        seconds, _ = _timed(["train.py", "experiment=lms", f"hydra.run.dir={run_dir}"], repeats)
+    with tempfile.TemporaryDirectory() as runs:  # a new run folder each time: a finished run's folder is refused
+        seconds, _ = _timed(["train.py", "experiment=lms", f"hydra.run.dir={runs}/{{repeat}}"], repeats)
     rows.append(row(NAME, "train.py experiment=lms (whole command)", seconds, "s"))
     for lab, overrides in LABS.items():
         if lab != "GPT-2":

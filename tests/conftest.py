@@ -23,6 +23,18 @@ SHARED_DATA = Path(os.environ.get("DLLABS_DATA_DIR", ROOT.parent / "shared" / "d
 
 torch.set_num_threads(1)  # small nets on 2 shared cores: one thread is many times faster
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long tests first (real-data ones, then the other ``slow`` ones), the rest in file order: pytest-xdist
+    hands the first tests out one per worker in turn, so the long ones run side by side from the start instead of
+    leaving one worker alone with a two-minute test at the end."""
+    def rank(item: pytest.Item) -> int:
+        slow = item.get_closest_marker("slow") is not None
+        return 0 if slow and item.get_closest_marker("realdata") else 1 if slow else 2
+
+    items.sort(key=rank)  # stable: file order within each rank
+
+
 TWO_BATCHES = [
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=2",
