@@ -20,13 +20,15 @@ Results: a table on stdout and benchmarks/results/bench_cifar_<device>.json with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from functools import partial
@@ -353,6 +355,21 @@ def forward_macs(name: str) -> int:
     return layer_table(make_net(name, False).eval(), torch.zeros(1, 3, 32, 32)).total_macs
 
 
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` set, restored afterwards."""
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def of_peak(images_per_s: float, flops_per_image: int, peak_flops: float) -> float:
     """Achieved training FLOP/s (images/s x FLOPs per image) as a fraction of ``peak_flops``."""
     return images_per_s * flops_per_image / peak_flops
@@ -375,14 +392,17 @@ def bench_variants(name: str, args, device: torch.device, variants=VARIANTS) -> 
         for layout in (False, True)
     }
     steps, compile_s = {}, {}
-    for label, precision, channels_last, compile_ in variants:
-        settings = argparse.Namespace(precision=precision, channels_last=channels_last, compile=compile_)
-        steps[label] = plain_step_function(name, settings, device)
-        started = time.perf_counter()
-        for index in range(args.variant_warmup):
-            steps[label](*batches[channels_last][index % len(batches[channels_last])])
-        synchronize(device)
-        compile_s[label] = time.perf_counter() - started
+    # compile with an empty inductor cache, as a user's first run does (a warm cache from an earlier run of this
+    # benchmark would make compiling look almost free)
+    with tempfile.TemporaryDirectory(prefix="inductor_cache_") as cache, _environment(TORCHINDUCTOR_CACHE_DIR=cache):
+        for label, precision, channels_last, compile_ in variants:
+            settings = argparse.Namespace(precision=precision, channels_last=channels_last, compile=compile_)
+            steps[label] = plain_step_function(name, settings, device)
+            started = time.perf_counter()
+            for index in range(args.variant_warmup):
+                steps[label](*batches[channels_last][index % len(batches[channels_last])])
+            synchronize(device)
+            compile_s[label] = time.perf_counter() - started
     rates: dict[str, list[float]] = {label: [] for label, *_ in variants}
     for _ in range(args.variant_rounds):
         for label, _precision, channels_last, _compile in variants:

@@ -112,7 +112,7 @@ def variant_rows(name: str, net: str, numbers: dict[str, Any]) -> list[dict[str,
         if "of_peak" in entry:
             note += f" = {entry['of_peak']:.1%} of the {entry['peak_kind']} peak"
         if entry.get("compile"):
-            note += f"; compiling: {entry['warmup_s']:.0f} s once"
+            note += f"; compiling: {entry['warmup_s']:.0f} s once, empty cache"
         measurement = f"{prefix}: {label}"
         rows.append(row(name, measurement, entry["images_per_s"], "images/s", note=note,
                         **({"baseline": baseline, "paired_ratio": entry["paired_ratio"]} if measurement != baseline

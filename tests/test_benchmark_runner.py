@@ -171,7 +171,7 @@ def test_precision_rows_show_flops_and_share_of_peak():
     best = rows["train resnet20 plain, batch 256, 2 threads: bf16-mixed + channels_last + compile"]
     assert "ratio" not in fp32 and best["ratio"] == pytest.approx(2.0) and best["paired_ratio"] == 2.1
     assert fp32["note"] == "121.7 GFLOP/s = 36.6% of the fp32 peak"
-    assert best["note"] == "243.3 GFLOP/s = 2.3% of the bf16 peak; compiling: 42 s once"
+    assert best["note"] == "243.3 GFLOP/s = 2.3% of the bf16 peak; compiling: 42 s once, empty cache"
     assert rows["peak bf16 (2 cores)"]["value"] == pytest.approx(10649.6)
 
 
