@@ -102,3 +102,24 @@ def test_resnet20_fast_validates_checkpoints_and_tests_the_averaged_weights(cifa
         losses[name] = result["test/loss"]
     assert record["metrics"]["test/loss"] == pytest.approx(losses["averaged"], rel=1e-5)
     assert losses["raw"] != pytest.approx(losses["averaged"], rel=1e-3)
+
+
+def test_resnet20_fast_cpu_with_compile_trains_and_checkpoints_plain_parameter_names(cifar_fixture, tmp_path):
+    """compile=true (as experiment=resnet20_fast_cpu may use it): EMA, flip TTA and bf16/fp32 autocast run through
+    the compiled net, and the checkpoint loads into an uncompiled net."""
+    run_dir = tmp_path / "run"
+    overrides = [
+        "experiment=resnet20_fast_cpu", "compile=true", *cifar_fixture, *TWO_BATCHES,
+        "data.batch_size=16", "data.eval_batch_size=50", "callbacks.ema.decay=0.5",
+    ]
+    _, cfg = run_train(overrides, run_dir)
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "ok", record.get("error")
+    checkpoint = torch.load(record["best_checkpoint"], map_location="cpu", weights_only=True)
+    assert not [k for k in checkpoint["state_dict"] if "_orig_mod" in k]
+    task = instantiate_task(cfg)
+    task.load_state_dict(checkpoint["state_dict"])
+    assert checkpoint["state_dict"].keys() != checkpoint["current_model_state"].keys() or any(
+        not torch.equal(v, checkpoint["current_model_state"][k])
+        for k, v in checkpoint["state_dict"].items() if v.is_floating_point()
+    ), "the averaged weights equal the raw ones"
