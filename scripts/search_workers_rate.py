@@ -46,8 +46,12 @@ def finished_per_hour(overrides: list[str], workers: int, minutes: float, folder
     ended = datetime.datetime.now()
     for process in processes:
         os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        process.wait()
+    for process in processes:  # a worker starts no new trial after SIGTERM; one that outlasts a minute is killed
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     trials = optuna.load_study(study_name="rate", storage=storage).get_trials(deepcopy=False)
     done = [t for t in trials if t.state.is_finished() and t.datetime_complete and t.datetime_complete <= ended]
     return {"workers": workers, "minutes": minutes, "finished": len(done),

@@ -125,6 +125,20 @@ def test_a_worker_killed_mid_trial_is_failed_by_its_heartbeat_and_the_study_comp
     assert not (tmp_path / "sweep" / str(killed.number) / "metrics.json").exists(), "killed before its record"
 
 
+def test_a_worker_sent_sigterm_starts_no_new_trial_and_leaves_none_running(tmp_path):
+    storage = f"sqlite:///{tmp_path}/studies.db"
+    args = _search(tmp_path, storage, 50, "trainer.max_epochs=60", "optimizer.lr=tag(log, interval(0.002, 0.05))")
+    worker = _worker(args, tmp_path / "worker.log")
+    _wait_for(lambda: len(_running_with_epochs(storage)) == 1 and len(_trials(storage)) == 2)  # in trial 1
+    os.killpg(worker.pid, signal.SIGTERM)  # as `kill` or SLURM's scancel stop a worker
+    worker.wait(timeout=120)
+    log = (tmp_path / "worker.log").read_text()
+    assert "SIGTERM: this worker starts no new trial" in log, log[-3000:]
+    trials = _trials(storage)
+    assert len(trials) == 2 and trials[0].state == TrialState.COMPLETE, log[-3000:]
+    assert trials[1].state in (TrialState.FAIL, TrialState.COMPLETE), "stopped in training (FAIL) or after it"
+
+
 def test_an_interrupted_study_resumes_with_the_same_command(tmp_path):
     storage = f"sqlite:///{tmp_path}/studies.db"
     args = _search(tmp_path, storage, 3, *FAST_HEARTBEAT, "trainer.max_epochs=60",

@@ -276,10 +276,6 @@ LABS: dict[str, Lab] = {lab.name: lab for lab in (
             run("fast", "experiment=resnet20_fast", reference=">= 91.25% val in <= 60 epochs", figure="curves.png"),
             run("fast_cpu", "experiment=resnet20_fast_cpu", reference=">= 93.0% val in <= 25 min on a 2-core CPU (issue 27)",
                 figure="curves.png"),  # bf16 + channels_last, 28 epochs
-            # the same with torch.compile (1.25x the steps/s of bf16 + channels_last in make bench's cifar rows), the
-            # time it saves spent on 4 more epochs
-            run("fast_cpu_compile", "experiment=resnet20_fast_cpu", "compile=true", "trainer.max_epochs=32",
-                reference=">= 93.0% val in <= 25 min on a 2-core CPU (issue 27)", figure="curves.png"),
             Step("predictions", ("predict.py", "run_dir={lab}/reference",
                                  "input=${{paths.data_dir}}/cifar-10-batches-py/test_batch", "hydra.run.dir={dir}"),
                  "report", ("reference",)),

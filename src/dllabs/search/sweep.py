@@ -12,12 +12,16 @@ diverged run), is a FAIL trial and the search goes on. A job that the pruner sto
 trial's heartbeat is recorded while its job runs, and a worker with nothing left to ask waits for the other
 workers' running trials, so that a trial whose worker was killed is failed by its heartbeat (or retried) and
 the study ends with ``n_trials`` finished trials.
+
+A worker sent SIGTERM (``kill``, SLURM's ``scancel``) starts no new trial and exits: a trial that Lightning stops
+at its next step ends FAIL at once; one it no longer checks (past its last epoch, drawing figures) finishes first.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import signal
 import threading
 import time
 import warnings
@@ -59,6 +63,7 @@ class OptunaSearch:
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.storage_url = storage_of(settings, self.sweep_dir)
         self.failures: list[str] = []
+        self.stopping = threading.Event()
 
     def run(self, arguments: list[str]) -> dict[str, Any]:
         settings = self.settings
@@ -94,9 +99,15 @@ class OptunaSearch:
         workers = [threading.Thread(target=self._work, args=(study, space), daemon=True) for _ in range(n_jobs - 1)]
         for worker in workers:
             worker.start()
-        self._work(study, space)
-        for worker in workers:
-            worker.join()
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, self._stop) if in_main else None
+        try:
+            self._work(study, space)
+            for worker in workers:
+                worker.join()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         summary = summarise(study, self.sweep_dir)
         log.info("%s trials of study %s in %s (trials.csv, optimization_results.yaml)", summary["trials"],
                  study.study_name, self.sweep_dir)
@@ -131,8 +142,14 @@ class OptunaSearch:
         retried = {n for t in trials for n in RetryHeartbeatStaleTrialCallback.retry_history(t)}
         return sum(t.number not in retried for t in trials) < self.n_trials
 
+    def _stop(self, signum: int, frame: Any) -> None:
+        """SIGTERM: start no new trial (Lightning, which calls this handler too, stops a trial it is training)."""
+        if not self.stopping.is_set():
+            log.info("SIGTERM: this worker starts no new trial")
+        self.stopping.set()
+
     def _work(self, study: optuna.Study, space: SearchSpace) -> None:
-        while True:
+        while not self.stopping.is_set():
             with ask_lock(self.storage_url, self.storage):
                 fail_stale_trials(study)
                 trial = study.ask(space.distributions) if self._to_run(study) else None
@@ -158,8 +175,12 @@ class OptunaSearch:
     def _run_trial(self, study: optuna.Study, trial: optuna.trial.Trial, space: SearchSpace) -> None:
         env = trial_env(self.storage_url, study.study_name, trial._trial_id)
         overrides = space.overrides(trial.params) + [f"++hydra.job.env_set.{k}={_quoted(v)}" for k, v in env.items()]
-        with get_heartbeat_thread(trial._trial_id, self.storage):
-            result = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]
+        try:
+            with get_heartbeat_thread(trial._trial_id, self.storage):
+                result = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]
+        except BaseException:  # SIGTERM in training (Lightning's SIGTERMException), Ctrl+C: FAIL now, not by heartbeat
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            raise
         state, value, note = self._outcome(study, trial, result)
         try:
             study.tell(trial, value, state=state, skip_if_finished=True)
