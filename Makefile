@@ -19,7 +19,7 @@ train: $(STAMP)  ## the main job: SimpleNN on CIFAR-10 with the reference settin
 
 PYTEST_WORKERS ?= auto
 test: $(STAMP)  ## the whole test suite, one worker per core (real-data smokes run when ../shared/data or DLLABS_DATA_DIR exists)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -25,9 +25,10 @@ torch.set_num_threads(1)  # small nets on 2 shared cores: one thread is many tim
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The long tests first (real-data ones, then the other ``slow`` ones), the rest in file order: pytest-xdist
-    hands the first tests out one per worker in turn, so the long ones run side by side from the start instead of
-    leaving one worker alone with a two-minute test at the end."""
+    """The long tests first (real-data ones, then the other ``slow`` ones), the rest in file order. ``make test``
+    runs pytest-xdist with ``--dist worksteal``: each worker starts on its share of this list and an idle worker
+    takes the end of a busy one's queue, so the long tests start at once instead of leaving one worker alone with a
+    two-minute test at the end (on 2 cores: 405 s against 479 s with xdist's default ``load``, same suite)."""
     def rank(item: pytest.Item) -> int:
         slow = item.get_closest_marker("slow") is not None
         return 0 if slow and item.get_closest_marker("realdata") else 1 if slow else 2

@@ -15,7 +15,7 @@ from tests.conftest import run_cli
 def test_one_and_two_workers_each_finish_trials_of_their_own_study(tmp_path):
     out = tmp_path / "rate"
     result = run_cli(
-        ["scripts/search_workers_rate.py", "--workers", "1", "2", "--minutes", "0.4", "--out", str(out), "--",
+        ["scripts/search_workers_rate.py", "--workers", "1", "2", "--minutes", "0.25", "--out", str(out), "--",
          "experiment=lms", "optimizer.lr=tag(log, interval(1e-3, 0.05))", "trainer.max_epochs=2"],
         fresh=True, timeout=300,
     )
