@@ -25,10 +25,9 @@ torch.set_num_threads(1)  # small nets on 2 shared cores: one thread is many tim
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The long tests first (real-data ones, then the other ``slow`` ones), the rest in file order. ``make test``
-    runs pytest-xdist with ``--dist worksteal``: each worker starts on its share of this list and an idle worker
-    takes the end of a busy one's queue, so the long tests start at once instead of leaving one worker alone with a
-    two-minute test at the end (on 2 cores: 405 s against 479 s with xdist's default ``load``, same suite)."""
+    """The long tests first (real-data ones, then the other ``slow`` ones), the rest in file order, so that no long
+    test is left for the end: under ``make test``'s ``--dist worksteal`` an idle worker takes pending tests from the
+    end of a busy worker's queue, and the short tests there keep both workers busy to the last seconds."""
     def rank(item: pytest.Item) -> int:
         slow = item.get_closest_marker("slow") is not None
         return 0 if slow and item.get_closest_marker("realdata") else 1 if slow else 2

@@ -276,6 +276,10 @@ LABS: dict[str, Lab] = {lab.name: lab for lab in (
             run("fast", "experiment=resnet20_fast", reference=">= 91.25% val in <= 60 epochs", figure="curves.png"),
             run("fast_cpu", "experiment=resnet20_fast_cpu", reference=">= 93.0% val in <= 25 min on a 2-core CPU (issue 27)",
                 figure="curves.png"),  # bf16 + channels_last, 28 epochs
+            # the same run with torch.compile: whole-run wall time against fast_cpu's (make bench's compile row is a fixed
+            # batch; an epoch's last, smaller batch recompiles for dynamic shapes)
+            run("fast_cpu_compile", "experiment=resnet20_fast_cpu", "compile=true",
+                reference="fast_cpu's wall time and accuracy, or compile stays off", figure="curves.png"),
             Step("predictions", ("predict.py", "run_dir={lab}/reference",
                                  "input=${{paths.data_dir}}/cifar-10-batches-py/test_batch", "hydra.run.dir={dir}"),
                  "report", ("reference",)),
