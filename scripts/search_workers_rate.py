@@ -5,8 +5,9 @@
 
 For each worker count: a new study in its own SQLite file under --out, that many ``train.py -m
 hydra/sweeper=optuna`` processes started together with the given overrides (n_trials set too high to be reached),
-all stopped after --minutes; the trials that finished in that window (from the storage), per hour, and the speed-up
-over the first count. The rows are printed and saved as ``<out>/workers_rate.json``.
+all stopped --minutes after each has started a trial (start-up is not counted); the trials that finished in
+that window (from the storage), per hour, and the speed-up over the first count. The rows are printed and saved as ``<out>/result.json`` (one row per worker count; the
+results ledger shows it: ``make reproduce LAB=lms ARGS="--only workers_rate"``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,28 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+from sqlalchemy.exc import OperationalError
 
 from dllabs.reporting.table import show_table
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_for_trials(storage: str, count: int, processes: list[subprocess.Popen], limit_s: float = 600) -> datetime.datetime:
+    """When the study first holds ``count`` trials (each worker has started one); a worker that exits first is an error."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes):
+            raise SystemExit(f"a worker exited before the window opened (exit {[p.poll() for p in processes]}): "
+                             "run its train.py command alone to see why")
+        if Path(storage.removeprefix("sqlite:///")).exists():  # a worker has created the file (and its tables)
+            try:
+                if len(optuna.load_study(study_name="rate", storage=storage).get_trials(deepcopy=False)) >= count:
+                    return datetime.datetime.now()
+            except (KeyError, OperationalError):  # the study or its tables are not created yet
+                pass
+        time.sleep(0.5)
+    raise SystemExit(f"the workers started no {count} trials in {limit_s:.0f} s")
 
 
 def finished_per_hour(overrides: list[str], workers: int, minutes: float, folder: Path) -> dict[str, float]:
@@ -37,11 +56,13 @@ def finished_per_hour(overrides: list[str], workers: int, minutes: float, folder
         f"hydra.sweep.dir={folder}/sweep", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=rate",
         "hydra.sweeper.n_trials=100000",
     ]
-    started = datetime.datetime.now()
     processes = [
         subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         for _ in range(workers)
     ]
+    # the window opens once every worker has started a trial, so start-up (imports, the study's creation) is not
+    # counted: on a loaded machine it can outlast a short window
+    started = wait_for_trials(storage, workers, processes)
     time.sleep(minutes * 60)
     ended = datetime.datetime.now()
     for process in processes:
@@ -53,7 +74,7 @@ def finished_per_hour(overrides: list[str], workers: int, minutes: float, folder
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     trials = optuna.load_study(study_name="rate", storage=storage).get_trials(deepcopy=False)
-    done = [t for t in trials if t.state.is_finished() and t.datetime_complete and t.datetime_complete <= ended]
+    done = [t for t in trials if t.state.is_finished() and started <= t.datetime_complete <= ended]
     return {"workers": workers, "minutes": minutes, "finished": len(done),
             "per_hour": len(done) / ((ended - started).total_seconds() / 3600)}
 
@@ -72,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(finished_per_hour(args.overrides, workers, args.minutes, folder.resolve()))
         rows[-1]["speed_up"] = rows[-1]["per_hour"] / rows[0]["per_hour"] if rows[0]["per_hour"] else float("nan")
     show_table(pd.DataFrame(rows), title=f"trials finished per hour ({' '.join(args.overrides)})")
-    (args.out / "workers_rate.json").write_text(json.dumps({"overrides": args.overrides, "rows": rows}, indent=2))
+    result = {f"{row['workers']} worker{'s' * (row['workers'] > 1)}": {k: v for k, v in row.items() if k != "workers"}
+              for row in rows}
+    (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

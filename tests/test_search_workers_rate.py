@@ -21,16 +21,15 @@ def test_one_and_two_workers_each_finish_trials_of_their_own_study(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "trials finished per hour" in result.stdout
-    saved = json.loads((out / "workers_rate.json").read_text())
-    assert saved["overrides"][0] == "experiment=lms"
-    one, two = saved["rows"]
-    assert (one["workers"], two["workers"]) == (1, 2)
+    saved = json.loads((out / "result.json").read_text())  # what the results ledger shows
+    assert list(saved) == ["1 worker", "2 workers"]
+    one, two = saved.values()
     assert one["finished"] > 0 and two["finished"] > 0
     assert one["speed_up"] == 1.0
     assert two["speed_up"] == pytest.approx(two["per_hour"] / one["per_hour"])
     # each count had a study of its own in its folder, and every trial counted there is a finished one
-    for row in saved["rows"]:
-        (folder,) = out.glob(f"{row['workers']}_workers_*")
+    for workers, row in zip((1, 2), saved.values()):
+        (folder,) = out.glob(f"{workers}_workers_*")
         study = optuna.load_study(study_name="rate", storage=f"sqlite:///{folder}/studies.db")
         finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
         assert len(finished) >= row["finished"]

@@ -166,6 +166,9 @@ LABS: dict[str, Lab] = {lab.name: lab for lab in (
             sweep("rates", "experiment=lms", "sweep=lms_rates", figure="lms_sweep.png",
                   reference="r = 0.005 ... 0.5 converge, r = 1 diverges (the run must say so)"),
             report("rates_report", "scripts/lms_report.py", "{lab}/rates", needs=("rates",)),
+            report("workers_rate", "scripts/search_workers_rate.py", "--minutes", "5", "--out", "{dir}", "--",
+                   "experiment=lms", "optimizer.lr=tag(log, interval(1e-3, 0.05))",
+                   reference="trials finished per hour, 2 workers on one study against 1 (issue 26)"),
         ),
         experiments={"lms": ""}, sweeps=("lms_rates",),
         metrics=(

@@ -62,7 +62,6 @@ class OptunaSearch:
         self.config = config
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.storage_url = storage_of(settings, self.sweep_dir)
-        self.failures: list[str] = []
         self.stopping = threading.Event()
 
     def run(self, arguments: list[str]) -> dict[str, Any]:
