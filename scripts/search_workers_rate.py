@@ -24,7 +24,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
 from dllabs.reporting.table import show_table
 
@@ -42,7 +42,7 @@ def wait_for_trials(storage: str, count: int, processes: list[subprocess.Popen],
             try:
                 if len(optuna.load_study(study_name="rate", storage=storage).get_trials(deepcopy=False)) >= count:
                     return datetime.datetime.now()
-            except (KeyError, OperationalError):  # the study or its tables are not created yet
+            except (KeyError, SQLAlchemyError):  # the study or its tables are not created yet (or being created)
                 pass
         time.sleep(0.5)
     raise SystemExit(f"the workers started no {count} trials in {limit_s:.0f} s")
