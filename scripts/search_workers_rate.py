@@ -6,8 +6,9 @@
 For each worker count: a new study in its own SQLite file under --out, that many ``train.py -m
 hydra/sweeper=optuna`` processes started together with the given overrides (n_trials set too high to be reached),
 all stopped --minutes after each has started a trial (start-up is not counted); the trials that finished in
-that window (from the storage), per hour, and the speed-up over the first count. The rows are printed and saved as ``<out>/result.json`` (one row per worker count; the
-results ledger shows it: ``make reproduce LAB=lms ARGS="--only workers_rate"``).
+that window (from the storage), per hour, and the speed-up over the first count. The rows are printed and saved as
+``<out>/result.json`` (one row per worker count; the results ledger shows it:
+``make reproduce LAB=lms ARGS="--only workers_rate"``).
 """
 
 from __future__ import annotations
@@ -24,36 +25,38 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-from sqlalchemy.exc import SQLAlchemyError
 
 from dllabs.reporting.table import show_table
+from dllabs.search.study import open_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_for_trials(storage: str, count: int, processes: list[subprocess.Popen], limit_s: float = 600) -> datetime.datetime:
+def wait_for_trials(
+    storage: optuna.storages.BaseStorage, count: int, processes: list[subprocess.Popen], limit_s: float = 600
+) -> datetime.datetime:
     """When the study first holds ``count`` trials (each worker has started one); a worker that exits first is an error."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if any(process.poll() is not None for process in processes):
             raise SystemExit(f"a worker exited before the window opened (exit {[p.poll() for p in processes]}): "
                              "run its train.py command alone to see why")
-        if Path(storage.removeprefix("sqlite:///")).exists():  # a worker has created the file (and its tables)
-            try:
-                if len(optuna.load_study(study_name="rate", storage=storage).get_trials(deepcopy=False)) >= count:
-                    return datetime.datetime.now()
-            except (KeyError, SQLAlchemyError):  # the study or its tables are not created yet (or being created)
-                pass
+        try:
+            if len(optuna.load_study(study_name="rate", storage=storage).get_trials(deepcopy=False)) >= count:
+                return datetime.datetime.now()
+        except KeyError:  # no worker has created the study yet
+            pass
         time.sleep(0.5)
     raise SystemExit(f"the workers started no {count} trials in {limit_s:.0f} s")
 
 
 def finished_per_hour(overrides: list[str], workers: int, minutes: float, folder: Path) -> dict[str, float]:
     """Run ``workers`` processes on one new study for ``minutes``; the trials they finished, and per hour."""
-    storage = f"sqlite:///{folder}/studies.db"
+    url = f"sqlite:///{folder}/studies.db"
+    storage = open_storage(url)  # its tables made here, before the workers, which would otherwise race to make them
     command = [
         sys.executable, "train.py", "-m", *overrides, "hydra/sweeper=optuna", f"paths.log_dir={folder}",
-        f"hydra.sweep.dir={folder}/sweep", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=rate",
+        f"hydra.sweep.dir={folder}/sweep", f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=rate",
         "hydra.sweeper.n_trials=100000",
     ]
     processes = [
